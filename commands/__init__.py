@@ -1,0 +1,1 @@
+"""The command side: command models and the application service that executes them."""

@@ -1,0 +1,363 @@
+"""The application service: one method per command.
+
+Each method loads the aggregates it needs, lets them decide, stamps the new events with the
+command's metadata and appends them in one atomic save. A concurrent write to the same aggregate
+makes the save fail with IntegrityError; without If-Match the whole command is re-run on fresh
+state (so nothing is lost and the client never sees the race), with If-Match it becomes a 412.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, Recording
+from pydantic.alias_generators import to_camel
+
+from commands.context import CommandContext
+from commands.models import (
+    AddComment,
+    AddMember,
+    ChangeMemberRole,
+    ChangeWorkflow,
+    CreateProject,
+    CreateTask,
+    EditComment,
+    RegisterUser,
+    UpdateProject,
+    UpdateTask,
+    UpdateUser,
+)
+from commands.passwords import PasswordHasher
+from domain.base import stamped
+from domain.comment import Comment
+from domain.email_index import EmailIndex
+from domain.errors import Conflict, Forbidden, InvalidInput, NotFound, VersionMismatch
+from domain.project import Permission, Project
+from domain.task import Task
+from domain.user import User, normalise_email
+
+A = TypeVar("A", bound=Aggregate)
+MAX_ATTEMPTS = 8
+NOT_NULLABLE = ("title", "description", "priority", "status", "assignee_ids", "labels", "name")
+
+
+@dataclass(frozen=True)
+class Written:
+    """The outcome of a command: the target aggregate as the write model now sees it."""
+
+    aggregate: Any
+    position: int
+    version: int
+
+
+class TaskFlowApplication(Application[UUID]):
+    name = "TaskFlow"
+
+    def __init__(self, env: dict[str, str] | None = None, *, hasher: PasswordHasher) -> None:
+        super().__init__(env)
+        self.hasher = hasher
+        self._saved_listeners: list[Callable[[int], None]] = []
+
+    # --- plumbing -----------------------------------------------------------------------------
+    def on_saved(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(position)`` after each save (wakes the embedded projector)."""
+        self._saved_listeners.append(listener)
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        if recordings:
+            for listener in self._saved_listeners:
+                listener(recordings[-1].notification.id)
+
+    def head_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def load(self, aggregate_id: UUID, kind: type[A], what: str) -> A:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"{what} not found") from None
+        if not isinstance(aggregate, kind):
+            raise NotFound(f"{what} not found")
+        return aggregate
+
+    def _execute(self, ctx: CommandContext, decide: Callable[[], tuple[Any, Sequence[Any]]]) -> Written:
+        """Run ``decide`` (load, check, mutate) and save; re-run it on a concurrent write."""
+        for _ in range(MAX_ATTEMPTS):
+            target, changed = decide()
+            events = stamped([e for agg in changed for e in agg.collect_events()], ctx.metadata())
+            if not events:
+                return Written(target, self.head_position(), target.version)
+            try:
+                recordings = self.save(*events)
+            except IntegrityError:
+                if ctx.expected_version is not None:
+                    raise VersionMismatch("the resource was changed by someone else") from None
+                continue
+            return Written(target, recordings[-1].notification.id, target.version)
+        raise Conflict("the resource is being changed by others too often; try again")
+
+    @staticmethod
+    def _check_version(aggregate: Aggregate, ctx: CommandContext) -> None:
+        if ctx.expected_version is not None and ctx.expected_version != aggregate.version:
+            raise VersionMismatch(
+                f"expected version {ctx.expected_version}, current version is {aggregate.version}"
+            )
+
+    def _project_for(self, project_id: UUID, ctx: CommandContext, permission: Permission) -> Project:
+        project = self.load(project_id, Project, "project")
+        project.authorize(_actor(ctx), permission, is_admin=ctx.is_admin)
+        return project
+
+    # --- users --------------------------------------------------------------------------------
+    def register_user(self, cmd: RegisterUser, ctx: CommandContext) -> Written:
+        email = normalise_email(str(cmd.email))
+        password_hash = self.hasher.hash(cmd.password)
+
+        def decide() -> tuple[User, list[Aggregate]]:
+            if EmailIndex.id_for(email) in self.repository:
+                raise Conflict("a user with this email already exists")
+            user = User.register(email=email, name=cmd.name, password_hash=password_hash)
+            return user, [EmailIndex(email=email, user_id=user.id), user]
+
+        return self._execute(ctx, decide)
+
+    def find_user_by_email(self, email: str) -> User | None:
+        try:
+            index = self.repository.get(EmailIndex.id_for(normalise_email(email)))
+        except (AggregateNotFoundError, InvalidInput):
+            return None
+        return self.load(index.user_id, User, "user")
+
+    def authenticate(self, email: str, password: str) -> User | None:
+        """The active user with these credentials, or None (same cost either way)."""
+        user = self.find_user_by_email(email)
+        ok = self.hasher.verify(user.password_hash if user else None, password)
+        return user if ok and user is not None and user.active else None
+
+    def get_user(self, user_id: UUID) -> User:
+        return self.load(user_id, User, "user")
+
+    def update_user(self, user_id: UUID, cmd: UpdateUser, ctx: CommandContext) -> Written:
+        _require_not_null(cmd.given())
+        password_hash = self.hasher.hash(cmd.password) if cmd.password else None
+
+        def decide() -> tuple[User, list[Aggregate]]:
+            user = self._user_for_self_or_admin(user_id, ctx)
+            if cmd.name is not None:
+                user.update_profile(cmd.name)
+            if password_hash is not None:
+                user.change_password(password_hash)
+            return user, [user]
+
+        return self._execute(ctx, decide)
+
+    def deactivate_user(self, user_id: UUID, ctx: CommandContext) -> Written:
+        def decide() -> tuple[User, list[Aggregate]]:
+            user = self._user_for_self_or_admin(user_id, ctx)
+            user.deactivate()
+            return user, [user]
+
+        return self._execute(ctx, decide)
+
+    def grant_role(self, email: str, role: str, ctx: CommandContext) -> Written:
+        def decide() -> tuple[User, list[Aggregate]]:
+            user = self.find_user_by_email(email)
+            if user is None:
+                raise NotFound(f"no user with email {email}")
+            user.grant_role(role)
+            return user, [user]
+
+        return self._execute(ctx, decide)
+
+    def _user_for_self_or_admin(self, user_id: UUID, ctx: CommandContext) -> User:
+        user = self.load(user_id, User, "user")
+        if ctx.actor_id != user.id and not ctx.is_admin:
+            raise Forbidden("only the user or an admin may change a user")
+        self._check_version(user, ctx)
+        return user
+
+    # --- projects -----------------------------------------------------------------------------
+    def create_project(self, cmd: CreateProject, ctx: CommandContext) -> Written:
+        def decide() -> tuple[Project, list[Aggregate]]:
+            project = Project.create(_actor(ctx), cmd.name, cmd.description, cmd.key)
+            return project, [project]
+
+        return self._execute(ctx, decide)
+
+    def get_project(self, project_id: UUID, ctx: CommandContext) -> Project:
+        return self._project_for(project_id, ctx, Permission.READ)
+
+    def _change_project(
+        self, project_id: UUID, ctx: CommandContext, permission: Permission, change: Callable[[Project], None]
+    ) -> Written:
+        def decide() -> tuple[Project, list[Aggregate]]:
+            project = self._project_for(project_id, ctx, permission)
+            self._check_version(project, ctx)
+            change(project)
+            return project, [project]
+
+        return self._execute(ctx, decide)
+
+    def update_project(self, project_id: UUID, cmd: UpdateProject, ctx: CommandContext) -> Written:
+        _require_not_null(cmd.given())
+        return self._change_project(
+            project_id, ctx, Permission.MANAGE_PROJECT,
+            lambda p: p.update(name=cmd.name, description=cmd.description),
+        )
+
+    def change_workflow(self, project_id: UUID, cmd: ChangeWorkflow, ctx: CommandContext) -> Written:
+        statuses = [s.model_dump() for s in cmd.statuses]
+        return self._change_project(
+            project_id, ctx, Permission.MANAGE_PROJECT, lambda p: p.change_workflow(statuses)
+        )
+
+    def archive_project(self, project_id: UUID, ctx: CommandContext) -> Written:
+        return self._change_project(project_id, ctx, Permission.MANAGE_PROJECT, Project.archive)
+
+    def restore_project(self, project_id: UUID, ctx: CommandContext) -> Written:
+        return self._change_project(project_id, ctx, Permission.MANAGE_PROJECT, Project.restore)
+
+    def delete_project(self, project_id: UUID, ctx: CommandContext) -> Written:
+        return self._change_project(project_id, ctx, Permission.DELETE_PROJECT, Project.delete)
+
+    def add_member(self, project_id: UUID, cmd: AddMember, ctx: CommandContext) -> Written:
+        # The new member must be a real, active user.
+        user = self.load(cmd.user_id, User, "user")
+        if not user.active:
+            raise Conflict("user is deactivated")
+        return self._change_project(
+            project_id, ctx, Permission.MANAGE_MEMBERS,
+            lambda p: p.add_member(_actor(ctx), cmd.user_id, cmd.role, is_admin=ctx.is_admin),
+        )
+
+    def change_member_role(
+        self, project_id: UUID, user_id: UUID, cmd: ChangeMemberRole, ctx: CommandContext
+    ) -> Written:
+        return self._change_project(
+            project_id, ctx, Permission.MANAGE_MEMBERS,
+            lambda p: p.change_member_role(_actor(ctx), user_id, cmd.role, is_admin=ctx.is_admin),
+        )
+
+    def remove_member(self, project_id: UUID, user_id: UUID, ctx: CommandContext) -> Written:
+        # Anyone may leave a project; removing someone else needs the right to manage members.
+        permission = Permission.READ if user_id == ctx.actor_id else Permission.MANAGE_MEMBERS
+        return self._change_project(
+            project_id, ctx, permission,
+            lambda p: p.remove_member(_actor(ctx), user_id, is_admin=ctx.is_admin),
+        )
+
+    # --- tasks --------------------------------------------------------------------------------
+    def create_task(self, project_id: UUID, cmd: CreateTask, ctx: CommandContext) -> Written:
+        def decide() -> tuple[Task, list[Aggregate]]:
+            project = self._project_for(project_id, ctx, Permission.WRITE_TASKS)
+            parent = None
+            if cmd.parent_id is not None:
+                try:
+                    parent = self.load(cmd.parent_id, Task, "parent task")
+                except NotFound:
+                    raise InvalidInput.on("parentId", "parent task not found") from None
+            task = Task.create(
+                project,
+                _actor(ctx),
+                cmd.title,
+                description=cmd.description,
+                priority=cmd.priority,
+                status=cmd.status,
+                assignee_ids=list(cmd.assignee_ids),
+                due_date=_iso(cmd.due_date),
+                start_date=_iso(cmd.start_date),
+                estimate=cmd.estimate,
+                labels=list(cmd.labels),
+                parent=parent,
+            )
+            return task, [task]
+
+        return self._execute(ctx, decide)
+
+    def get_task(self, task_id: UUID, ctx: CommandContext, permission: Permission = Permission.READ) -> tuple[Task, Project]:
+        task = self.load(task_id, Task, "task")
+        project = self._project_for(task.project_id, ctx, permission)
+        if task.deleted:
+            raise NotFound("task not found")
+        return task, project
+
+    def update_task(self, task_id: UUID, cmd: UpdateTask, ctx: CommandContext) -> Written:
+        given = cmd.given()
+        _require_not_null(given)
+        fields = {k: _iso(v) for k, v in given.items() if k not in ("status", "assignee_ids")}
+
+        def decide() -> tuple[Task, list[Aggregate]]:
+            task, project = self.get_task(task_id, ctx, Permission.WRITE_TASKS)
+            project.require_open_for_tasks()
+            self._check_version(task, ctx)
+            if fields:
+                task.update(**fields)
+            if cmd.status is not None:
+                task.move(project, cmd.status)
+            if cmd.assignee_ids is not None:
+                wanted = list(dict.fromkeys(cmd.assignee_ids))
+                for user_id in [u for u in task.assignee_ids if u not in wanted]:
+                    task.unassign(user_id)
+                for user_id in wanted:
+                    task.assign(project, user_id)
+            return task, [task]
+
+        return self._execute(ctx, decide)
+
+    def delete_task(self, task_id: UUID, ctx: CommandContext) -> Written:
+        def decide() -> tuple[Task, list[Aggregate]]:
+            task, project = self.get_task(task_id, ctx, Permission.WRITE_TASKS)
+            project.require_open_for_tasks()
+            self._check_version(task, ctx)
+            task.delete()
+            return task, [task]
+
+        return self._execute(ctx, decide)
+
+    # --- comments -----------------------------------------------------------------------------
+    def add_comment(self, task_id: UUID, cmd: AddComment, ctx: CommandContext) -> Written:
+        def decide() -> tuple[Comment, list[Aggregate]]:
+            task, project = self.get_task(task_id, ctx, Permission.WRITE_TASKS)
+            project.require_open_for_tasks()
+            comment = Comment.add(task.id, project.id, _actor(ctx), cmd.body)
+            return comment, [comment]
+
+        return self._execute(ctx, decide)
+
+    def _change_comment(self, comment_id: UUID, ctx: CommandContext, change: Callable[[Comment], None]) -> Written:
+        def decide() -> tuple[Comment, list[Aggregate]]:
+            comment = self.load(comment_id, Comment, "comment")
+            # Reading the project first keeps a non-member from learning the comment exists.
+            self._project_for(comment.project_id, ctx, Permission.READ)
+            self._check_version(comment, ctx)
+            change(comment)
+            return comment, [comment]
+
+        return self._execute(ctx, decide)
+
+    def edit_comment(self, comment_id: UUID, cmd: EditComment, ctx: CommandContext) -> Written:
+        return self._change_comment(comment_id, ctx, lambda c: c.edit(_actor(ctx), cmd.body))
+
+    def delete_comment(self, comment_id: UUID, ctx: CommandContext) -> Written:
+        return self._change_comment(comment_id, ctx, lambda c: c.delete(_actor(ctx)))
+
+
+def _actor(ctx: CommandContext) -> UUID:
+    if ctx.actor_id is None:
+        raise Forbidden("this command needs a signed-in user")
+    return ctx.actor_id
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _require_not_null(given: dict[str, Any]) -> None:
+    for name in NOT_NULLABLE:
+        if name in given and given[name] is None:
+            raise InvalidInput.on(to_camel(name), f"{to_camel(name)} cannot be null")

@@ -1,0 +1,1 @@
+"""Settings, the composition root, adapters for each backend, runners and the CLI."""

@@ -1,0 +1,141 @@
+"""The ``taskflow`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from infra.settings import Settings
+
+
+def _serve(settings: Settings, host: str, port: int, *, write: bool, read: bool, projector: bool) -> int:
+    import uvicorn
+
+    from infra.composition import build_http_app, build_system
+    from infra.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    system = build_system(settings)
+    app = build_http_app(system, write=write, read=read, run_projector=projector)
+    where = f"http://{host}:{port}"
+    print(f"TaskFlow listening on {where} (API docs: {where}/docs; data: {settings.data_dir.resolve()})",
+          file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    finally:
+        system.close()
+    return 0
+
+
+def _project(settings: Settings) -> int:
+    import signal
+    import threading
+
+    from infra.composition import build_system
+    from infra.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    system = build_system(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    system.projector.start()
+    print("TaskFlow projector running; Ctrl-C stops it", file=sys.stderr, flush=True)
+    stop.wait()
+    system.close()
+    return 0
+
+
+def _grant_role(settings: Settings, email: str, role: str) -> int:
+    from commands.context import CommandContext
+    from domain.errors import TaskFlowError
+    from infra.composition import build_system
+
+    system = build_system(settings)
+    try:
+        result = system.app.grant_role(email, role, CommandContext.system("cli:users grant-role"))
+    except TaskFlowError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        system.close()
+    print(f"{email} now has roles: {', '.join(result.aggregate.roles)}")
+    return 0
+
+
+def _projection_status(settings: Settings) -> int:
+    from infra.composition import build_system
+
+    system = build_system(settings)
+    try:
+        head = system.app.head_position()
+        print(f"{'projection':<12} {'applied':>10} {'head':>10} {'lag':>8}")
+        for runner in system.projector.runners:
+            applied = system.store.position(runner.name)
+            print(f"{runner.name:<12} {applied:>10} {head:>10} {head - applied:>8}")
+    finally:
+        system.close()
+    return 0
+
+
+def _rotate_keys(settings: Settings) -> int:
+    from infra.keys import rotate
+
+    kid = rotate(settings.data_dir / "keys")
+    print(f"new signing key {kid}; older keys keep verifying tokens they signed until removed")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    settings = Settings()
+    root = argparse.ArgumentParser(prog="taskflow", description="TaskFlow: event-sourced project and task management.")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_address(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--host", default=settings.host, help="address to listen on (default %(default)s)")
+        p.add_argument("--port", type=int, default=settings.port, help="port (default %(default)s; env PORT)")
+        return p
+
+    with_address(commands.add_parser("serve", help="write API, read API and projector in one process"))
+    with_address(commands.add_parser("write-api", help="the write API alone"))
+    with_address(commands.add_parser("read-api", help="the read API alone"))
+    commands.add_parser("project", help="run the projector alone (keeps read models up to date)")
+
+    users = commands.add_parser("users", help="user administration").add_subparsers(dest="action", required=True)
+    grant = users.add_parser("grant-role", help="grant a system role (user, admin, auditor)")
+    grant.add_argument("email")
+    grant.add_argument("role", choices=["user", "admin", "auditor"])
+
+    projections = commands.add_parser("projections", help="read-model operations").add_subparsers(
+        dest="action", required=True
+    )
+    projections.add_parser("status", help="applied position, head and lag of each projection")
+
+    keys = commands.add_parser("keys", help="JWT signing keys").add_subparsers(dest="action", required=True)
+    keys.add_parser("rotate", help="add a new signing key (old ones keep verifying)")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings()
+    if args.command == "serve":
+        return _serve(settings, args.host, args.port, write=True, read=True, projector=True)
+    if args.command == "write-api":
+        return _serve(settings, args.host, args.port, write=True, read=False, projector=False)
+    if args.command == "read-api":
+        return _serve(settings, args.host, args.port, write=False, read=True, projector=False)
+    if args.command == "project":
+        return _project(settings)
+    if args.command == "users":
+        return _grant_role(settings, args.email, args.role)
+    if args.command == "projections":
+        return _projection_status(settings)
+    if args.command == "keys":
+        return _rotate_keys(settings)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The composition root: the one place that chooses backends and wires them into the apps."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from commands.passwords import PasswordHasher
+from commands.service import TaskFlowApplication
+from infra.event_history import StoredEventHistory
+from infra.http import error_body, install_http_plumbing, request_id_of
+from infra.keys import KeyRing
+from infra.projector import ProjectionRunner, Projector
+from infra.settings import Settings
+from infra.sqlite_readmodels import SQLiteReadModelStore
+from infra.sqlite_state import SQLiteStateStore
+from infra.tokens import TokenService
+from projections.registry import all_projections
+from read_api.app import read_router
+from read_api.deps import ReadServices
+from write_api.app import write_router
+from write_api.deps import WriteServices
+
+log = logging.getLogger("taskflow")
+VERSION = "0.1.0"
+
+
+@dataclass
+class TaskFlowSystem:
+    settings: Settings
+    app: TaskFlowApplication
+    store: SQLiteReadModelStore
+    state: SQLiteStateStore
+    tokens: TokenService
+    history: StoredEventHistory
+    projector: Projector
+    checks: dict[str, Callable[[], None]] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.projector.stop()
+        self.app.close()
+        self.store.close()
+        self.state.close()
+
+
+def _keys(settings: Settings) -> KeyRing:
+    if settings.jwt_private_key:
+        return KeyRing.from_pem(settings.jwt_private_key.encode())
+    if settings.jwt_private_key_file:
+        return KeyRing.from_pem(settings.jwt_private_key_file.read_bytes())
+    return KeyRing.from_directory(settings.data_dir / "keys")
+
+
+def build_system(settings: Settings) -> TaskFlowSystem:
+    if not settings.embedded:
+        raise NotImplementedError(
+            "DATABASE_URL is set, but the PostgreSQL backends are not part of this build yet; "
+            "unset it to run on the embedded default"
+        )
+    data = settings.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    app = TaskFlowApplication(
+        env={
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(data / "events.db"),
+            "SQLITE_LOCK_TIMEOUT": "30",
+        },
+        hasher=PasswordHasher(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib),
+    )
+    store = SQLiteReadModelStore(data / "readmodels.db")
+    state = SQLiteStateStore(data / "state.db")
+    tokens = TokenService(
+        _keys(settings),
+        state,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl=settings.access_token_ttl_seconds,
+        refresh_ttl=settings.refresh_token_ttl_seconds,
+    )
+    runners = [ProjectionRunner(p, store, app.recorder, app.mapper) for p in all_projections()]
+    projector = Projector(runners, poll_interval=settings.projector_poll_seconds)
+    app.on_saved(projector.wake)
+    history = StoredEventHistory(app)
+    return TaskFlowSystem(
+        settings=settings,
+        app=app,
+        store=store,
+        state=state,
+        tokens=tokens,
+        history=history,
+        projector=projector,
+        checks={"eventStore": history.ping, "readModels": store.ping, "state": state.ping},
+    )
+
+
+def build_http_app(
+    system: TaskFlowSystem, *, write: bool = True, read: bool = True, run_projector: bool = True
+) -> FastAPI:
+    """An ASGI app serving the write API, the read API, or both on one port."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if run_projector:
+            system.projector.start()
+        yield
+        if run_projector:
+            system.projector.stop()
+
+    parts = " and ".join(p for p, on in (("write", write), ("read", read)) if on)
+    app = FastAPI(
+        title=f"TaskFlow ({parts} API)",
+        version=VERSION,
+        description="Event-sourced project and task management. Contract: API.md.",
+        lifespan=lifespan,
+    )
+    install_http_plumbing(app, max_body_bytes=system.settings.max_body_bytes)
+    if write:
+        app.state.write_services = WriteServices(system.app, system.tokens, system.state)
+        app.include_router(write_router())
+    if read:
+        app.state.read_services = ReadServices(
+            store=system.store,
+            verifier=system.tokens,
+            history=system.history,
+            wait_default_ms=system.settings.consistency_wait_default_ms,
+            wait_max_ms=system.settings.consistency_wait_max_ms,
+        )
+        app.include_router(read_router())
+    _add_operations(app, system)
+    return app
+
+
+def _add_operations(app: FastAPI, system: TaskFlowSystem) -> None:
+    @app.get("/health", tags=["operations"], summary="Liveness: the process answers (no dependencies)")
+    def health() -> dict[str, Any]:
+        return {"data": {"status": "ok"}}
+
+    @app.get("/ready", tags=["operations"], summary="Readiness: every dependency answers")
+    def ready(request: Request) -> JSONResponse:
+        results: dict[str, str] = {}
+        for name, check in system.checks.items():
+            try:
+                check()
+                results[name] = "ok"
+            except Exception as error:  # a failing dependency is reported, not raised
+                log.warning("dependency not ready", extra={"dependency": name, "error": repr(error)})
+                results[name] = "unavailable"
+        if all(v == "ok" for v in results.values()):
+            return JSONResponse({"data": {"status": "ready", "checks": results}})
+        body = error_body("NOT_READY", "a dependency is unavailable", request_id_of(request))
+        body["error"]["details"] = [{"field": k, "message": v} for k, v in results.items() if v != "ok"]
+        return JSONResponse(body, status_code=503)

@@ -1,0 +1,87 @@
+"""RS256 signing keys: one signs, every key in the ring verifies (so tokens signed before a
+rotation keep working until their key is retired), and all are published as a JWKS."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    private_key: rsa.RSAPrivateKey
+
+    @property
+    def public_key(self) -> rsa.RSAPublicKey:
+        return self.private_key.public_key()
+
+
+def _kid(private_key: rsa.RSAPrivateKey) -> str:
+    der = private_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()[:12]).decode().rstrip("=")
+
+
+def _load(pem: bytes) -> SigningKey:
+    key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("the JWT signing key must be an RSA private key")
+    return SigningKey(_kid(key), key)
+
+
+class KeyRing:
+    def __init__(self, keys: list[SigningKey]):
+        if not keys:
+            raise ValueError("a key ring needs at least one key")
+        self.signing = keys[0]
+        self._by_kid = {k.kid: k for k in keys}
+
+    def verification_key(self, kid: str | None) -> rsa.RSAPublicKey | None:
+        key = self._by_kid.get(kid or "")
+        return key.public_key if key else None
+
+    def jwks(self) -> dict[str, Any]:
+        keys = []
+        for key in self._by_kid.values():
+            jwk = RSAAlgorithm.to_jwk(key.public_key, as_dict=True)
+            keys.append({**jwk, "kid": key.kid, "alg": "RS256", "use": "sig"})
+        return {"keys": keys}
+
+    @classmethod
+    def from_pem(cls, pem: bytes) -> KeyRing:
+        return cls([_load(pem)])
+
+    @classmethod
+    def from_directory(cls, directory: Path) -> KeyRing:
+        """All keys in ``directory``, newest signing; generates the first one if there is none."""
+        directory.mkdir(parents=True, exist_ok=True)
+        if not list(directory.glob("*.pem")):
+            rotate(directory)
+        files = sorted(directory.glob("*.pem"), reverse=True)  # names start with a timestamp
+        return cls([_load(f.read_bytes()) for f in files])
+
+
+def rotate(directory: Path) -> str:
+    """Add a new signing key to ``directory``; older keys stay to verify tokens they signed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    kid = _kid(key)
+    path = directory / f"{time.time_ns():020d}-{kid}.pem"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    return kid

@@ -1,0 +1,208 @@
+"""SQL for read-model tables declared with ``projections.schema``: one implementation for every
+projection, parameterised by a small dialect so SQLite and PostgreSQL share the query logic."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from projections.schema import Column, Table
+from projections.store import Filter, ListQuery, Row, Sort
+
+_COMPARE = {"eq": "=", "ne": "<>", "gt": ">", "lt": "<", "gte": ">=", "lte": "<="}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    placeholder: str
+    types: Mapping[str, str]
+
+    def json_contains(self, column: str, count: int) -> str:
+        raise NotImplementedError
+
+
+class SQLiteDialect(Dialect):
+    def json_contains(self, column: str, count: int) -> str:
+        marks = ", ".join([self.placeholder] * count)
+        return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value IN ({marks}))"
+
+
+SQLITE = SQLiteDialect(
+    placeholder="?",
+    types={
+        "text": "TEXT", "uuid": "TEXT", "instant": "TEXT", "date": "TEXT",
+        "int": "INTEGER", "float": "REAL", "bool": "INTEGER", "json": "TEXT",
+    },
+)
+
+
+def create_table_sql(dialect: Dialect, table: Table, name: str | None = None) -> list[str]:
+    name = name or table.name
+    columns = ", ".join(f"{c.name} {dialect.types[c.type]}" for c in table.columns)
+    statements = [f"CREATE TABLE IF NOT EXISTS {name} ({columns}, PRIMARY KEY ({', '.join(table.primary_key)}))"]
+    for index in table.indexes:
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS {name}_{'_'.join(index)} ON {name} ({', '.join(index)})"
+        )
+    return statements
+
+
+def to_db(column: Column, value: Any) -> Any:
+    if value is None:
+        return None
+    if column.type == "json":
+        return json.dumps(value, separators=(",", ":"))
+    if column.type == "bool":
+        return bool(value)
+    return value
+
+
+def from_db(table: Table, record: Mapping[str, Any]) -> Row:
+    row: Row = {}
+    for c in table.columns:
+        value = record[c.name]
+        if value is not None:
+            if c.type == "json" and isinstance(value, str):
+                value = json.loads(value)
+            elif c.type == "bool":
+                value = bool(value)
+        row[c.name] = value
+    return row
+
+
+def upsert_sql(dialect: Dialect, table: Table, row: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    names = [c.name for c in table.columns if c.name in row]
+    marks = ", ".join([dialect.placeholder] * len(names))
+    updates = ", ".join(f"{n} = excluded.{n}" for n in names if n not in table.primary_key)
+    conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks}) "
+        f"ON CONFLICT ({', '.join(table.primary_key)}) {conflict}"
+    )
+    return sql, [to_db(table.column(n), row[n]) for n in names]
+
+
+def where_equal(dialect: Dialect, table: Table, where: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    if not where:
+        return "", []
+    clause = " AND ".join(f"{n} = {dialect.placeholder}" for n in where)
+    return f" WHERE {clause}", [to_db(table.column(n), v) for n, v in where.items()]
+
+
+def update_sql(
+    dialect: Dialect, table: Table, key: Mapping[str, Any], values: Mapping[str, Any]
+) -> tuple[str, list[Any]]:
+    sets = ", ".join(f"{n} = {dialect.placeholder}" for n in values)
+    where, params = where_equal(dialect, table, key)
+    return (
+        f"UPDATE {table.name} SET {sets}{where}",
+        [to_db(table.column(n), v) for n, v in values.items()] + params,
+    )
+
+
+class QueryBuilder:
+    """Filters, sorting, page/perPage and keyset (cursor) pagination over one table."""
+
+    def __init__(self, dialect: Dialect, table: Table):
+        self.d = dialect
+        self.table = table
+
+    def _value_expr(self, column: Column) -> str:
+        if column.ranked:
+            cases = " ".join(f"WHEN '{v}' THEN {i}" for i, v in enumerate(column.ranked))
+            return f"(CASE {column.name} {cases} END)"
+        return column.name
+
+    def _typed(self, column: Column, value: Any) -> Any:
+        if column.ranked and value in column.ranked:
+            return column.ranked.index(value)
+        return to_db(column, value)
+
+    def _sort_expr(self, column: Column) -> str:
+        # Missing values sort first ascending, and a keyset cursor can compare them.
+        blank = "-1" if column.ranked or column.type in ("int", "float", "bool") else "''"
+        return f"COALESCE({self._value_expr(column)}, {blank})"
+
+    def filter_sql(self, filters: Sequence[Filter]) -> tuple[list[str], list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        p = self.d.placeholder
+        for f in filters:
+            column = self.table.column(f.column)
+            values = f.value if isinstance(f.value, list) else [f.value]
+            if f.op == "in" and not values:
+                clauses.append("1 = 0")
+                continue
+            if column.type == "json":
+                contains = self.d.json_contains(column.name, len(values))
+                clauses.append(f"NOT {contains}" if f.op == "ne" else contains)
+                params.extend(values)
+            elif f.op == "in":
+                clauses.append(f"{self._value_expr(column)} IN ({', '.join([p] * len(values))})")
+                params.extend(self._typed(column, v) for v in values)
+            elif f.op == "like":
+                escaped = str(f.value).lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                clauses.append(f"LOWER({column.name}) LIKE {p} ESCAPE '\\'")
+                params.append(f"%{escaped}%")
+            elif f.value is None and f.op in ("eq", "ne"):
+                clauses.append(f"{column.name} IS {'NOT ' if f.op == 'ne' else ''}NULL")
+            else:
+                clauses.append(f"{self._value_expr(column)} {_COMPARE[f.op]} {p}")
+                params.append(self._typed(column, f.value))
+        return clauses, params
+
+    def order(self, sort: Sequence[Sort]) -> list[tuple[str, bool, str]]:
+        """(expression, descending, column name) for each sort key, ending with the primary key."""
+        keys = [(self._sort_expr(self.table.column(s.column)), s.descending, s.column) for s in sort]
+        for pk in self.table.primary_key:
+            if pk not in [s.column for s in sort]:
+                keys.append((pk, False, pk))
+        return keys
+
+    def select(self, query: ListQuery) -> tuple[str, list[Any], str, list[Any]]:
+        """The page's SELECT and its parameters, and the COUNT for the same filters."""
+        clauses, params = self.filter_sql(query.filters)
+        count_where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        count_sql = f"SELECT COUNT(*) FROM {self.table.name}{count_where}"
+        count_params = list(params)
+        keys = self.order(query.sort)
+        if query.after is not None:
+            clause, after_params = self._after(keys, query.after)
+            clauses.append(clause)
+            params.extend(after_params)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        order_by = ", ".join(f"{expr} {'DESC' if desc else 'ASC'}" for expr, desc, _ in keys)
+        limit = query.per_page + (1 if query.cursor_mode else 0)
+        sql = f"SELECT * FROM {self.table.name}{where} ORDER BY {order_by} LIMIT {int(limit)}"
+        if not query.cursor_mode:
+            sql += f" OFFSET {int((query.page - 1) * query.per_page)}"
+        return sql, params, count_sql, count_params
+
+    def _after(self, keys: list[tuple[str, bool, str]], values: Sequence[Any]) -> tuple[str, list[Any]]:
+        # (k1 > v1) OR (k1 = v1 AND k2 > v2) OR ... with each comparison's direction per key.
+        p = self.d.placeholder
+        ors: list[str] = []
+        params: list[Any] = []
+        for i, (expr, desc, _) in enumerate(keys):
+            ands = [f"{keys[j][0]} = {p}" for j in range(i)]
+            ands.append(f"{expr} {'<' if desc else '>'} {p}")
+            params.extend(values[: i + 1])
+            ors.append("(" + " AND ".join(ands) + ")")
+        return "(" + " OR ".join(ors) + ")", params
+
+    def sort_values(self, keys: list[tuple[str, bool, str]], row: Row) -> list[Any]:
+        """The values a keyset cursor carries for ``row`` (as the ORDER BY expressions see them)."""
+        values = []
+        for _, _, name in keys:
+            column = self.table.column(name)
+            value = row.get(name)
+            if column.ranked:
+                value = column.ranked.index(value) if value in column.ranked else -1
+            elif value is None:
+                value = -1 if column.type in ("int", "float", "bool") else ""
+            elif column.type == "bool":
+                value = int(value)
+            values.append(value)
+        return values

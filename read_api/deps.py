@@ -1,0 +1,50 @@
+"""What the read routes need, declared as small interfaces; the composition root provides them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Protocol
+from uuid import UUID
+
+from fastapi import Depends, Request
+
+from domain.errors import Unauthenticated
+from domain.identity import Principal
+from projections.store import ReadModelReader
+
+
+class AccessVerifier(Protocol):
+    def verify_access(self, token: str) -> Principal: ...
+
+
+class EventHistory(Protocol):
+    def events_of(self, aggregate_id: UUID) -> Sequence[tuple[int, Any]]:
+        """(position, domain event) for each event of the aggregate, in version order."""
+
+
+@dataclass
+class ReadServices:
+    store: ReadModelReader
+    verifier: AccessVerifier
+    history: EventHistory
+    wait_default_ms: int = 2000
+    wait_max_ms: int = 10000
+
+
+def get_services(request: Request) -> ReadServices:
+    return request.app.state.read_services
+
+
+Services = Annotated[ReadServices, Depends(get_services)]
+
+
+def get_principal(request: Request, services: Services) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("a bearer token is required")
+    return services.verifier.verify_access(token.strip())
+
+
+CurrentUser = Annotated[Principal, Depends(get_principal)]

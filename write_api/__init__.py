@@ -1,0 +1,1 @@
+"""The write API: auth routes and command routes. Imports commands and domain only."""
