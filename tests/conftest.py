@@ -1,0 +1,47 @@
+"""Shared fixtures: a TaskFlow system on the embedded default in a temporary data directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from infra.composition import TaskFlowSystem, build_http_app, build_system
+from infra.settings import Settings
+
+
+def embedded_settings(data_dir: Path, **overrides: object) -> Settings:
+    # Cheap Argon2 parameters keep the suite fast; production defaults are tested in test_passwords.
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "database_url": None,
+        "redis_url": None,
+        "elasticsearch_url": None,
+        "kafka_bootstrap_servers": None,
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 64,
+        "projector_poll_seconds": 0.2,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return embedded_settings(tmp_path / "data")
+
+
+@pytest.fixture
+def system(settings: Settings) -> Iterator[TaskFlowSystem]:
+    built = build_system(settings)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def client(system: TaskFlowSystem) -> Iterator[TestClient]:
+    # raise_server_exceptions=False: a bug must surface as the 500 envelope a client would see.
+    with TestClient(build_http_app(system), raise_server_exceptions=False) as test_client:
+        yield test_client
