@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -18,10 +19,12 @@ from infra.http import error_body, install_http_plumbing, request_id_of
 from infra.keys import KeyRing
 from infra.projector import ProjectionRunner, Projector
 from infra.settings import Settings
+from infra.postgres_readmodels import PostgresReadModelStore
 from infra.sqlite_readmodels import SQLiteReadModelStore
 from infra.sqlite_state import SQLiteStateStore
 from infra.tokens import TokenService
 from projections.registry import all_projections
+from projections.store import ReadModelStore
 from read_api.app import read_router
 from read_api.deps import ReadServices
 from write_api.app import write_router
@@ -35,7 +38,7 @@ VERSION = "0.1.0"
 class TaskFlowSystem:
     settings: Settings
     app: TaskFlowApplication
-    store: SQLiteReadModelStore
+    store: ReadModelStore
     state: SQLiteStateStore
     tokens: TokenService
     history: StoredEventHistory
@@ -57,23 +60,50 @@ def _keys(settings: Settings) -> KeyRing:
     return KeyRing.from_directory(settings.data_dir / "keys")
 
 
+def event_store_env(settings: Settings) -> dict[str, str]:
+    """eventsourcing's settings: PostgreSQL from DATABASE_URL, else SQLite under the data dir."""
+    if settings.database_url is None:
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(settings.data_dir / "events.db"),
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }
+    url = urlsplit(settings.database_url)
+    if url.scheme not in ("postgres", "postgresql") or not url.path.strip("/"):
+        raise ValueError("DATABASE_URL must look like postgresql://user:password@host:port/database")
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": unquote(url.path.strip("/")),
+        "POSTGRES_HOST": url.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(url.port or 5432),
+        "POSTGRES_USER": unquote(url.username or ""),
+        "POSTGRES_PASSWORD": unquote(url.password or ""),
+        "POSTGRES_POOL_SIZE": "10",
+        "POSTGRES_MAX_OVERFLOW": "10",
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        # POSTGRES_ENABLE_DB_FUNCTIONS stays off: it would skip the table lock that keeps
+        # notification ids committing in order (gap-free for followers).
+    }
+
+
 def build_system(settings: Settings) -> TaskFlowSystem:
-    if not settings.embedded:
+    unsupported = [name for name, value in (("REDIS_URL", settings.redis_url),
+                                            ("ELASTICSEARCH_URL", settings.elasticsearch_url),
+                                            ("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers)) if value]
+    if unsupported:
         raise NotImplementedError(
-            "DATABASE_URL is set, but the PostgreSQL backends are not part of this build yet; "
-            "unset it to run on the embedded default"
+            f"{', '.join(unsupported)} set, but that backend is not part of this build yet; unset it"
         )
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     app = TaskFlowApplication(
-        env={
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": str(data / "events.db"),
-            "SQLITE_LOCK_TIMEOUT": "30",
-        },
+        env=event_store_env(settings),
         hasher=PasswordHasher(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib),
     )
-    store = SQLiteReadModelStore(data / "readmodels.db")
+    store: ReadModelStore = (
+        PostgresReadModelStore(settings.database_url) if settings.database_url
+        else SQLiteReadModelStore(data / "readmodels.db")
+    )
     state = SQLiteStateStore(data / "state.db")
     tokens = TokenService(
         _keys(settings),

@@ -89,7 +89,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = CODE_BY_STATUS.get(error.status_code, "INTERNAL" if error.status_code >= 500 else "VALIDATION_FAILED")
         message = error.detail if isinstance(error.detail, str) else "request failed"
-        response = error_response(request, code, message)
+        # A 400 from the framework is a body it could not read (bad encoding, nesting too deep).
+        details = [{"field": "body", "message": message}] if error.status_code == 400 else None
+        response = error_response(request, code, message, details)
         response.status_code = error.status_code
         return response
 
@@ -122,12 +124,24 @@ class RequestContextMiddleware:
                 message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode())]
             await send(message)
 
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            # Content-Length is checked up front; a streamed (chunked) body is counted as it is read.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise StarletteHTTPException(413, f"request body is larger than {self.max_body_bytes} bytes")
+            return message
+
         try:
             refusal = self._refuse(scope, headers)
             if refusal is not None:
                 await self._send_error(send_with_id, request_id, *refusal)
             else:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, receive_within_limit, send_with_id)
         except Exception:
             log.exception("unhandled error", extra={"method": scope["method"], "path": scope["path"]})
             if not status["sent"]:

@@ -4,12 +4,12 @@ projection, parameterised by a small dialect so SQLite and PostgreSQL share the 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from projections.schema import Column, Table
-from projections.store import Filter, ListQuery, Row, Sort
+from projections.store import Filter, ListQuery, ListResult, Row, Sort
 
 _COMPARE = {"eq": "=", "ne": "<>", "gt": ">", "lt": "<", "gte": ">=", "lte": "<="}
 
@@ -19,14 +19,21 @@ class Dialect:
     placeholder: str
     types: Mapping[str, str]
 
-    def json_contains(self, column: str, count: int) -> str:
+    def json_contains(self, column: str, count: int) -> tuple[str, bool]:
+        """SQL true when the JSON array ``column`` holds any of ``count`` values, and whether
+        those values are passed as one array parameter (True) or one parameter each."""
         raise NotImplementedError
 
 
 class SQLiteDialect(Dialect):
-    def json_contains(self, column: str, count: int) -> str:
+    def json_contains(self, column: str, count: int) -> tuple[str, bool]:
         marks = ", ".join([self.placeholder] * count)
-        return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value IN ({marks}))"
+        return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value IN ({marks}))", False
+
+
+class PostgresDialect(Dialect):
+    def json_contains(self, column: str, count: int) -> tuple[str, bool]:
+        return f"{column} ?| {self.placeholder}", True
 
 
 SQLITE = SQLiteDialect(
@@ -34,6 +41,13 @@ SQLITE = SQLiteDialect(
     types={
         "text": "TEXT", "uuid": "TEXT", "instant": "TEXT", "date": "TEXT",
         "int": "INTEGER", "float": "REAL", "bool": "INTEGER", "json": "TEXT",
+    },
+)
+POSTGRES = PostgresDialect(
+    placeholder="%s",
+    types={
+        "text": "TEXT", "uuid": "TEXT", "instant": "TEXT", "date": "TEXT",
+        "int": "BIGINT", "float": "DOUBLE PRECISION", "bool": "BOOLEAN", "json": "JSONB",
     },
 )
 
@@ -122,7 +136,7 @@ class QueryBuilder:
 
     def _sort_expr(self, column: Column) -> str:
         # Missing values sort first ascending, and a keyset cursor can compare them.
-        blank = "-1" if column.ranked or column.type in ("int", "float", "bool") else "''"
+        blank = "-1" if column.ranked or column.type in ("int", "float") else "''"
         return f"COALESCE({self._value_expr(column)}, {blank})"
 
     def filter_sql(self, filters: Sequence[Filter]) -> tuple[list[str], list[Any]]:
@@ -136,9 +150,9 @@ class QueryBuilder:
                 clauses.append("1 = 0")
                 continue
             if column.type == "json":
-                contains = self.d.json_contains(column.name, len(values))
+                contains, as_array = self.d.json_contains(column.name, len(values))
                 clauses.append(f"NOT {contains}" if f.op == "ne" else contains)
-                params.extend(values)
+                params.extend([list(values)] if as_array else values)
             elif f.op == "in":
                 clauses.append(f"{self._value_expr(column)} IN ({', '.join([p] * len(values))})")
                 params.extend(self._typed(column, v) for v in values)
@@ -201,8 +215,63 @@ class QueryBuilder:
             if column.ranked:
                 value = column.ranked.index(value) if value in column.ranked else -1
             elif value is None:
-                value = -1 if column.type in ("int", "float", "bool") else ""
-            elif column.type == "bool":
-                value = int(value)
+                value = -1 if column.type in ("int", "float") else ""
             values.append(value)
         return values
+
+
+Execute = Callable[[str, Sequence[Any]], list[Mapping[str, Any]]]
+
+
+class SqlTransaction:
+    """A projection's write transaction over any SQL connection (given as an ``execute``)."""
+
+    def __init__(self, execute: Execute, dialect: Dialect, projection: str, position: int):
+        self._execute = execute
+        self.dialect = dialect
+        self.projection = projection
+        self.position = position
+        self.new_position: int | None = None
+
+    def upsert(self, table: Table, row: Mapping[str, Any]) -> None:
+        self._execute(*upsert_sql(self.dialect, table, row))
+
+    def update(self, table: Table, key: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+        if values:
+            self._execute(*update_sql(self.dialect, table, key, values))
+
+    def delete(self, table: Table, key: Mapping[str, Any]) -> None:
+        where, params = where_equal(self.dialect, table, key)
+        self._execute(f"DELETE FROM {table.name}{where}", params)
+
+    def get(self, table: Table, key: Mapping[str, Any]) -> Row | None:
+        rows = self.find(table, key)
+        return rows[0] if rows else None
+
+    def find(self, table: Table, where: Mapping[str, Any]) -> list[Row]:
+        return find_rows(self._execute, self.dialect, table, where)
+
+    def advance(self, position: int) -> None:
+        if position < self.position:
+            raise ValueError(f"{self.projection}: position may not go back ({position} < {self.position})")
+        self.new_position = position
+
+
+def find_rows(execute: Execute, dialect: Dialect, table: Table, where: Mapping[str, Any]) -> list[Row]:
+    clause, params = where_equal(dialect, table, where)
+    return [from_db(table, r) for r in execute(f"SELECT * FROM {table.name}{clause}", params)]
+
+
+def query_rows(execute: Execute, dialect: Dialect, table: Table, query: ListQuery) -> ListResult:
+    """Run a list query; ``execute`` must run both statements in one transaction."""
+    builder = QueryBuilder(dialect, table)
+    sql, params, count_sql, count_params = builder.select(query)
+    rows = [from_db(table, r) for r in execute(sql, params)]
+    total = None
+    if not query.cursor_mode:
+        total = int(next(iter(execute(count_sql, count_params)[0].values())))
+    result = ListResult(rows=rows, total=total)
+    if query.cursor_mode and len(rows) > query.per_page:
+        result.rows = rows[: query.per_page]
+        result.last_sort_values = builder.sort_values(builder.order(query.sort), result.rows[-1])
+    return result

@@ -10,15 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from infra.sql_readmodels import (
-    SQLITE,
-    QueryBuilder,
-    create_table_sql,
-    from_db,
-    update_sql,
-    upsert_sql,
-    where_equal,
-)
+from infra.sql_readmodels import SQLITE, SqlTransaction, create_table_sql, find_rows, query_rows
 from projections.schema import Table
 from projections.store import ListQuery, ListResult, Row
 
@@ -32,42 +24,28 @@ def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
-    # WAL + NORMAL is durable across application crashes (not power loss), which is what a
-    # rebuildable read model needs; the event store keeps full durability.
+    # WAL + NORMAL survives an application crash (not a power loss), which is what a rebuildable
+    # read model needs; the event store keeps full durability.
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
 
 
-class SQLiteTransaction:
-    def __init__(self, conn: sqlite3.Connection, projection: str, position: int):
-        self.conn = conn
-        self.projection = projection
-        self.position = position
-        self.new_position: int | None = None
+def _executor(conn: sqlite3.Connection):
+    def execute(sql: str, params: Sequence[Any]) -> list[Mapping[str, Any]]:
+        return [dict(r) for r in conn.execute(sql, params)]
 
-    def upsert(self, table: Table, row: Mapping[str, Any]) -> None:
-        self.conn.execute(*upsert_sql(SQLITE, table, row))
+    return execute
 
-    def update(self, table: Table, key: Mapping[str, Any], values: Mapping[str, Any]) -> None:
-        if values:
-            self.conn.execute(*update_sql(SQLITE, table, key, values))
 
-    def delete(self, table: Table, key: Mapping[str, Any]) -> None:
-        where, params = where_equal(SQLITE, table, key)
-        self.conn.execute(f"DELETE FROM {table.name}{where}", params)
-
-    def get(self, table: Table, key: Mapping[str, Any]) -> Row | None:
-        rows = self.find(table, key)
-        return rows[0] if rows else None
-
-    def find(self, table: Table, where: Mapping[str, Any]) -> list[Row]:
-        clause, params = where_equal(SQLITE, table, where)
-        return [from_db(table, r) for r in self.conn.execute(f"SELECT * FROM {table.name}{clause}", params)]
-
-    def advance(self, position: int) -> None:
-        if position < self.position:
-            raise ValueError(f"{self.projection}: position may not go back ({position} < {self.position})")
-        self.new_position = position
+@contextmanager
+def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 class SQLiteReadModelStore:
@@ -84,54 +62,32 @@ class SQLiteReadModelStore:
             conn = self._local.conn = _connect(self.path)
         return conn
 
-    # --- schema ------------------------------------------------------------------------------
     def ensure_tables(self, projection: str, version: int, tables: Sequence[Table]) -> None:
         """Create the projection's tables; if its version changed, drop them and start over."""
-        with self._write_lock:
+        with self._write_lock, _write_transaction(self._writer):
             conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(
-                    "SELECT version FROM projection_tracking WHERE name = ?", (projection,)
-                ).fetchone()
-                if row is not None and row["version"] != version:
-                    for table in tables:
-                        conn.execute(f"DROP TABLE IF EXISTS {table.name}")
-                    conn.execute("DELETE FROM projection_tracking WHERE name = ?", (projection,))
-                    row = None
+            row = conn.execute("SELECT version FROM projection_tracking WHERE name = ?", (projection,)).fetchone()
+            if row is not None and row["version"] != version:
                 for table in tables:
-                    for statement in create_table_sql(SQLITE, table):
-                        conn.execute(statement)
-                if row is None:
-                    conn.execute(
-                        "INSERT INTO projection_tracking (name, position, version) VALUES (?, 0, ?)",
-                        (projection, version),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                    conn.execute(f"DROP TABLE IF EXISTS {table.name}")
+                conn.execute("DELETE FROM projection_tracking WHERE name = ?", (projection,))
+                row = None
+            for table in tables:
+                for statement in create_table_sql(SQLITE, table):
+                    conn.execute(statement)
+            if row is None:
+                conn.execute("INSERT INTO projection_tracking (name, position, version) VALUES (?, 0, ?)",
+                             (projection, version))
 
-    # --- writes ------------------------------------------------------------------------------
     @contextmanager
-    def transaction(self, projection: str) -> Iterator[SQLiteTransaction]:
-        with self._write_lock:
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                tx = SQLiteTransaction(conn, projection, self._position(conn, projection))
-                yield tx
-                if tx.new_position is not None:
-                    conn.execute(
-                        "UPDATE projection_tracking SET position = ? WHERE name = ?",
-                        (tx.new_position, projection),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+    def transaction(self, projection: str) -> Iterator[SqlTransaction]:
+        with self._write_lock, _write_transaction(self._writer):
+            tx = SqlTransaction(_executor(self._writer), SQLITE, projection, self._position(self._writer, projection))
+            yield tx
+            if tx.new_position is not None:
+                self._writer.execute("UPDATE projection_tracking SET position = ? WHERE name = ?",
+                                     (tx.new_position, projection))
 
-    # --- reads -------------------------------------------------------------------------------
     @staticmethod
     def _position(conn: sqlite3.Connection, projection: str) -> int:
         row = conn.execute("SELECT position FROM projection_tracking WHERE name = ?", (projection,)).fetchone()
@@ -145,26 +101,15 @@ class SQLiteReadModelStore:
         return rows[0] if rows else None
 
     def find(self, table: Table, where: Mapping[str, Any]) -> list[Row]:
-        clause, params = where_equal(SQLITE, table, where)
-        cursor = self._reader().execute(f"SELECT * FROM {table.name}{clause}", params)
-        return [from_db(table, r) for r in cursor]
+        return find_rows(_executor(self._reader()), SQLITE, table, where)
 
     def query(self, table: Table, query: ListQuery) -> ListResult:
-        builder = QueryBuilder(SQLITE, table)
-        sql, params, count_sql, count_params = builder.select(query)
         conn = self._reader()
-        # One read transaction, so the page and its total agree.
-        conn.execute("BEGIN")
+        conn.execute("BEGIN")  # one read snapshot, so the page and its total agree
         try:
-            rows = [from_db(table, r) for r in conn.execute(sql, params)]
-            total = None if query.cursor_mode else conn.execute(count_sql, count_params).fetchone()[0]
+            return query_rows(_executor(conn), SQLITE, table, query)
         finally:
             conn.execute("COMMIT")
-        result = ListResult(rows=rows, total=total)
-        if query.cursor_mode and len(rows) > query.per_page:
-            result.rows = rows[: query.per_page]
-            result.last_sort_values = builder.sort_values(builder.order(query.sort), result.rows[-1])
-        return result
 
     def ping(self) -> None:
         self._reader().execute("SELECT 1").fetchone()

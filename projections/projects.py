@@ -24,7 +24,7 @@ PROJECTS = Table(
         text("description", filterable=True),
         text("key", filterable=True, sortable=True),
         uuid("owner_id", filterable=True),
-        Column("archived", "bool", filterable=True, sortable=True),
+        Column("archived", "bool", filterable=True),
         Column("deleted", "bool", public=False),
         Column("workflow", "json"),
         Column("member_count", "int", filterable=True, sortable=True),

@@ -21,7 +21,7 @@ USERS = Table(
         text("email", filterable=True, sortable=True),
         text("name", filterable=True, sortable=True),
         Column("roles", "json", filterable=True),
-        Column("active", "bool", filterable=True, sortable=True),
+        Column("active", "bool", filterable=True),
         *BOOKKEEPING,
     ),
     primary_key=("id",),

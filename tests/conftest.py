@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from infra.composition import TaskFlowSystem, build_http_app, build_system
 from infra.settings import Settings
+from tests.services import fresh_postgres_database
 
 
 def embedded_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -28,9 +29,14 @@ def embedded_settings(data_dir: Path, **overrides: object) -> Settings:
     return Settings(**values)
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return embedded_settings(tmp_path / "data")
+@pytest.fixture(params=["embedded", "postgres"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Every test using a TaskFlow system runs on the embedded default and on PostgreSQL."""
+    if request.param == "embedded":
+        yield embedded_settings(tmp_path / "data")
+        return
+    with fresh_postgres_database() as url:
+        yield embedded_settings(tmp_path / "data", database_url=url)
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ class CrashAt:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def main(data_dir: str, projection: str, position: int, batch_size: int) -> None:
-    system = build_system(embedded_settings(Path(data_dir)))
+def main(data_dir: str, projection: str, position: int, batch_size: int, database_url: str) -> None:
+    system = build_system(embedded_settings(Path(data_dir), database_url=database_url or None))
     for runner in system.projector.runners:
         runner.batch_size = batch_size
         if runner.name == projection:
@@ -38,4 +38,4 @@ def main(data_dir: str, projection: str, position: int, batch_size: int) -> None
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])

@@ -1,0 +1,104 @@
+"""Read models in PostgreSQL: the same tables and queries as the embedded store, over a
+connection pool; a projection's rows and its position commit in one transaction, and the
+position row is locked for that transaction, so two workers cannot apply the same batch."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from infra.sql_readmodels import POSTGRES, SqlTransaction, create_table_sql, find_rows, query_rows
+from projections.schema import Table
+from projections.store import ListQuery, ListResult, Row
+
+TRACKING_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_tracking ("
+    "name TEXT PRIMARY KEY, position BIGINT NOT NULL, version INTEGER NOT NULL)"
+)
+
+
+def _executor(conn: psycopg.Connection[Any]):
+    def execute(sql: str, params: Sequence[Any]) -> list[Mapping[str, Any]]:
+        cursor = conn.execute(sql, params)  # type: ignore[arg-type]
+        return cursor.fetchall() if cursor.description else []
+
+    return execute
+
+
+class PostgresReadModelStore:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 10.0):
+        self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            kwargs={"row_factory": dict_row},
+            open=True,
+            name="taskflow-readmodels",
+        )
+        with self.pool.connection() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(b"projection_tracking"),))
+            conn.execute(TRACKING_DDL)
+
+    def ensure_tables(self, projection: str, version: int, tables: Sequence[Table]) -> None:
+        """Create the projection's tables; if its version changed, drop them and start over.
+
+        Serialised across processes with an advisory lock: several workers may start at once."""
+        with self.pool.connection() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(projection.encode()),))
+            row = conn.execute("SELECT version FROM projection_tracking WHERE name = %s", (projection,)).fetchone()
+            if row is not None and row["version"] != version:
+                for table in tables:
+                    conn.execute(f"DROP TABLE IF EXISTS {table.name}")
+                conn.execute("DELETE FROM projection_tracking WHERE name = %s", (projection,))
+                row = None
+            for table in tables:
+                for statement in create_table_sql(POSTGRES, table):
+                    conn.execute(statement)
+            if row is None:
+                conn.execute("INSERT INTO projection_tracking (name, position, version) VALUES (%s, 0, %s)",
+                             (projection, version))
+
+    @contextmanager
+    def transaction(self, projection: str) -> Iterator[SqlTransaction]:
+        with self.pool.connection() as conn, conn.transaction():
+            row = conn.execute(
+                "SELECT position FROM projection_tracking WHERE name = %s FOR UPDATE", (projection,)
+            ).fetchone()
+            tx = SqlTransaction(_executor(conn), POSTGRES, projection, row["position"] if row else 0)
+            yield tx
+            if tx.new_position is not None:
+                conn.execute("UPDATE projection_tracking SET position = %s WHERE name = %s",
+                             (tx.new_position, projection))
+
+    def position(self, projection: str) -> int:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT position FROM projection_tracking WHERE name = %s", (projection,)).fetchone()
+        return row["position"] if row else 0
+
+    def get(self, table: Table, key: Mapping[str, Any]) -> Row | None:
+        rows = self.find(table, key)
+        return rows[0] if rows else None
+
+    def find(self, table: Table, where: Mapping[str, Any]) -> list[Row]:
+        with self.pool.connection() as conn:
+            return find_rows(_executor(conn), POSTGRES, table, where)
+
+    def query(self, table: Table, query: ListQuery) -> ListResult:
+        with self.pool.connection() as conn:
+            # One snapshot for the page and its total.
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            return query_rows(_executor(conn), POSTGRES, table, query)
+
+    def ping(self) -> None:
+        with self.pool.connection(timeout=2) as conn:
+            conn.execute("SELECT 1")
+
+    def close(self) -> None:
+        self.pool.close()
