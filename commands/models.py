@@ -79,7 +79,7 @@ class CreateTask(Command):
     assignee_ids: list[UUID] = Field(default_factory=list, max_length=50)
     due_date: date | None = None
     start_date: date | None = None
-    estimate: float | None = Field(default=None, ge=0)
+    estimate: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     labels: list[Label] = Field(default_factory=list, max_length=20)
     parent_id: UUID | None = None
 
@@ -92,7 +92,7 @@ class UpdateTask(Command):
     assignee_ids: list[UUID] | None = Field(default=None, max_length=50)
     due_date: date | None = None
     start_date: date | None = None
-    estimate: float | None = Field(default=None, ge=0)
+    estimate: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     labels: list[Label] | None = Field(default=None, max_length=20)
 
 

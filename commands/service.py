@@ -8,6 +8,8 @@ state (so nothing is lost and the client never sees the race), with If-Match it 
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -87,7 +89,7 @@ class TaskFlowApplication(Application[UUID]):
 
     def _execute(self, ctx: CommandContext, decide: Callable[[], tuple[Any, Sequence[Any]]]) -> Written:
         """Run ``decide`` (load, check, mutate) and save; re-run it on a concurrent write."""
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             target, changed = decide()
             events = stamped([e for agg in changed for e in agg.collect_events()], ctx.metadata())
             if not events:
@@ -97,6 +99,8 @@ class TaskFlowApplication(Application[UUID]):
             except IntegrityError:
                 if ctx.expected_version is not None:
                     raise VersionMismatch("the resource was changed by someone else") from None
+                # Jittered backoff, so writers racing on one aggregate stop colliding in lockstep.
+                time.sleep(random.uniform(0, 0.002 * 2**attempt))
                 continue
             return Written(target, recordings[-1].notification.id, target.version)
         raise Conflict("the resource is being changed by others too often; try again")
@@ -332,8 +336,11 @@ class TaskFlowApplication(Application[UUID]):
     def _change_comment(self, comment_id: UUID, ctx: CommandContext, change: Callable[[Comment], None]) -> Written:
         def decide() -> tuple[Comment, list[Aggregate]]:
             comment = self.load(comment_id, Comment, "comment")
-            # Reading the project first keeps a non-member from learning the comment exists.
-            self._project_for(comment.project_id, ctx, Permission.READ)
+            # Authorising on the project first keeps a non-member from learning the comment exists.
+            try:
+                self.get_task(comment.task_id, ctx, Permission.WRITE_TASKS)[1].require_open_for_tasks()
+            except NotFound:
+                raise NotFound("comment not found") from None
             self._check_version(comment, ctx)
             change(comment)
             return comment, [comment]

@@ -6,6 +6,7 @@ assignment): the task reads it and never changes it.
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timezone
 from typing import Any
 from uuid import UUID
@@ -45,8 +46,8 @@ def _check_fields(fields: dict[str, Any]) -> dict[str, Any]:
         elif name in ("due_date", "start_date"):
             checked[name] = _check_date(name, value)
         elif name == "estimate":
-            if value is not None and (not isinstance(value, (int, float)) or value < 0):
-                raise InvalidInput.on("estimate", "estimate must be a number >= 0")
+            if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0):
+                raise InvalidInput.on("estimate", "estimate must be a finite number >= 0")
             checked[name] = None if value is None else float(value)
         elif name == "labels":
             labels = sorted({require_text("labels", label, max_length=50) for label in value or []})

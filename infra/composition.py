@@ -21,6 +21,7 @@ from infra.projector import ProjectionRunner, Projector
 from infra.settings import Settings
 from infra.postgres_readmodels import PostgresReadModelStore
 from infra.sqlite_readmodels import SQLiteReadModelStore
+from infra.redis_state import RedisStateStore
 from infra.sqlite_state import SQLiteStateStore
 from infra.tokens import TokenService
 from projections.registry import all_projections
@@ -39,7 +40,7 @@ class TaskFlowSystem:
     settings: Settings
     app: TaskFlowApplication
     store: ReadModelStore
-    state: SQLiteStateStore
+    state: SQLiteStateStore | RedisStateStore
     tokens: TokenService
     history: StoredEventHistory
     projector: Projector
@@ -87,8 +88,7 @@ def event_store_env(settings: Settings) -> dict[str, str]:
 
 
 def build_system(settings: Settings) -> TaskFlowSystem:
-    unsupported = [name for name, value in (("REDIS_URL", settings.redis_url),
-                                            ("ELASTICSEARCH_URL", settings.elasticsearch_url),
+    unsupported = [name for name, value in (("ELASTICSEARCH_URL", settings.elasticsearch_url),
                                             ("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers)) if value]
     if unsupported:
         raise NotImplementedError(
@@ -104,7 +104,9 @@ def build_system(settings: Settings) -> TaskFlowSystem:
         PostgresReadModelStore(settings.database_url) if settings.database_url
         else SQLiteReadModelStore(data / "readmodels.db")
     )
-    state = SQLiteStateStore(data / "state.db")
+    state: SQLiteStateStore | RedisStateStore = (
+        RedisStateStore(settings.redis_url) if settings.redis_url else SQLiteStateStore(data / "state.db")
+    )
     tokens = TokenService(
         _keys(settings),
         state,

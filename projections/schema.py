@@ -24,6 +24,8 @@ class Column:
     public: bool = True
     # For enumerations with a meaning (priority): sort and compare by this order, not by text.
     ranked: tuple[str, ...] = ()
+    # For ``json`` list columns: the type of their items, so filter values can be checked.
+    items: ColumnType | None = None
 
     @property
     def wire(self) -> str:

@@ -24,7 +24,7 @@ TASKS = Table(
         text("description", filterable=True),
         text("status", filterable=True, sortable=True),
         text("priority", filterable=True, sortable=True, ranked=PRIORITIES),
-        Column("assignee_ids", "json", filterable=True),
+        Column("assignee_ids", "json", filterable=True, items="uuid"),
         Column("labels", "json", filterable=True),
         Column("due_date", "date", filterable=True, sortable=True),
         Column("start_date", "date", filterable=True, sortable=True),

@@ -12,6 +12,7 @@ from fastapi import Query, Request, Response
 
 from domain.errors import InvalidInput, TaskFlowError
 from read_api.deps import ReadServices, get_services
+from read_api.query import is_whole_number
 
 
 class StaleRead(TaskFlowError):
@@ -23,7 +24,7 @@ def _min_position(request: Request) -> int | None:
     raw = request.headers.get("x-consistency-position") or request.query_params.get("minPosition")
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not is_whole_number(raw):
         raise InvalidInput.on("minPosition", "must be a non-negative integer position")
     return int(raw)
 
@@ -32,7 +33,7 @@ def _timeout_ms(request: Request, services: ReadServices) -> int:
     raw = request.query_params.get("maxWaitMs") or request.headers.get("x-consistency-timeout-ms")
     if raw is None:
         return services.wait_default_ms
-    if not raw.isdigit():
+    if not is_whole_number(raw):
         raise InvalidInput.on("maxWaitMs", "must be a whole number of milliseconds")
     return min(int(raw), services.wait_max_ms)
 

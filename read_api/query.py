@@ -19,6 +19,9 @@ from projections.store import Filter, ListQuery, ListResult, Sort
 
 OPERATORS = ("eq", "ne", "gt", "lt", "gte", "lte", "in", "like")
 MAX_PER_PAGE = 100
+# Keeps page * perPage (the store's OFFSET) and integer filter values within a 64-bit integer.
+MAX_PAGE = 10_000_000
+_INT64 = range(-(2**63), 2**63)
 _FILTER = re.compile(r"^filter\[([A-Za-z0-9_]+)\](?:\[([A-Za-z]+)\])?$")
 _LIST_PARAMS = {"sort", "page", "perPage", "cursor", "limit", "minPosition", "maxWaitMs"}
 
@@ -29,9 +32,11 @@ def _typed(column: Column, raw: str, field: str) -> Any:
             if raw not in column.ranked:
                 raise ValueError(f"must be one of {', '.join(column.ranked)}")
             return raw
-        if column.type == "uuid" or (column.type == "json" and _looks_like_uuid(raw)):
+        if column.type == "uuid" or (column.type == "json" and column.items == "uuid"):
             return str(UUID(raw))
         if column.type == "int":
+            if int(raw) not in _INT64:
+                raise ValueError("must be a 64-bit integer")
             return int(raw)
         if column.type == "float":
             return float(raw)
@@ -47,10 +52,6 @@ def _typed(column: Column, raw: str, field: str) -> Any:
     except ValueError as error:
         message = str(error) if str(error).startswith("must") else f"not a valid {column.type} value"
         raise InvalidInput(f"invalid value for {field}", [FieldProblem(field, message)]) from None
-
-
-def _looks_like_uuid(raw: str) -> bool:
-    return len(raw) in (32, 36) and all(c in "0123456789abcdefABCDEF-" for c in raw)
 
 
 def _allowed_ops(column: Column) -> tuple[str, ...]:
@@ -118,11 +119,16 @@ def parse_sort(raw: str | None, table: Table, default: list[Sort]) -> list[Sort]
     return keys
 
 
+def is_whole_number(raw: str) -> bool:
+    """Only ASCII digits: ``str.isdigit`` also accepts characters such as '²' that ``int`` refuses."""
+    return raw.isascii() and raw.isdigit()
+
+
 def _int_param(params: QueryParams, name: str, default: int, low: int, high: int | None) -> int:
     raw = params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+    if not is_whole_number(raw) or int(raw) < low or (high is not None and int(raw) > high):
         bound = f" and at most {high}" if high is not None else ""
         raise InvalidInput.on(name, f"{name} must be a whole number of at least {low}{bound}")
     return int(raw)
@@ -133,7 +139,7 @@ def _encode_cursor(values: list[Any], sort_spec: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, sort_spec: str) -> list[Any]:
+def _decode_cursor(cursor: str, sort_spec: str, key_count: int) -> list[Any]:
     try:
         decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         values, spec = decoded["v"], decoded["s"]
@@ -141,7 +147,21 @@ def _decode_cursor(cursor: str, sort_spec: str) -> list[Any]:
         raise InvalidInput.on("cursor", "cursor is not valid") from None
     if spec != sort_spec:
         raise InvalidInput.on("cursor", "cursor was made for a different sort order")
+    # A cursor is opaque but not signed: a client may hand back anything.
+    if (
+        not isinstance(values, list)
+        or len(values) != key_count
+        or not all(isinstance(v, (str, int, float)) and (not isinstance(v, int) or v in _INT64) for v in values)
+    ):
+        raise InvalidInput.on("cursor", "cursor is not valid")
     return values
+
+
+def _keyset_size(sort: list[Sort], table: Table) -> int:
+    """How many values a cursor carries: one per sort key, then each primary-key column not
+    sorted on (the store breaks ties by the primary key)."""
+    sorted_on = {s.column for s in sort}
+    return len(sort) + sum(1 for pk in table.primary_key if pk not in sorted_on)
 
 
 def _sort_spec(sort: list[Sort]) -> str:
@@ -161,9 +181,10 @@ class ListRequest:
             self.per_page = _int_param(params, "limit", 50, 1, MAX_PER_PAGE)
             self.page = 1
             cursor = params.get("cursor")
-            self.after = _decode_cursor(cursor, _sort_spec(self.sort)) if cursor else None
+            keys = _keyset_size(self.sort, table)
+            self.after = _decode_cursor(cursor, _sort_spec(self.sort), keys) if cursor else None
         else:
-            self.page = _int_param(params, "page", 1, 1, None)
+            self.page = _int_param(params, "page", 1, 1, MAX_PAGE)
             self.per_page = _int_param(params, "perPage", 20, 1, MAX_PER_PAGE)
             self.after = None
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from infra.composition import TaskFlowSystem, build_http_app, build_system
 from infra.settings import Settings
-from tests.services import fresh_postgres_database
+from tests.services import fresh_postgres_database, service_url
 
 
 def embedded_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -29,14 +29,15 @@ def embedded_settings(data_dir: Path, **overrides: object) -> Settings:
     return Settings(**values)
 
 
-@pytest.fixture(params=["embedded", "postgres"])
+@pytest.fixture(params=["embedded", "production"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    """Every test using a TaskFlow system runs on the embedded default and on PostgreSQL."""
+    """Every test using a TaskFlow system runs on the embedded default and on the production
+    backends (real PostgreSQL and Redis servers)."""
     if request.param == "embedded":
         yield embedded_settings(tmp_path / "data")
         return
     with fresh_postgres_database() as url:
-        yield embedded_settings(tmp_path / "data", database_url=url)
+        yield embedded_settings(tmp_path / "data", database_url=url, redis_url=service_url("REDIS_URL"))
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ admins and auditors for a user."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from domain.clock import iso_utc
 from domain.comment import Comment
@@ -18,9 +18,13 @@ from domain.project import Project
 from domain.task import Task
 from domain.user import User
 from read_api.access import readable_project
+from read_api.consistency import consistent
 from read_api.deps import CurrentUser, ReadServices, Services
 
 router = APIRouter(prefix="/api/v1", tags=["history"])
+# The events come from the event store, but who may read them is decided from the projects read
+# model: a client that was just added to a project waits for it like on any other read.
+AccessPosition = Annotated[int, Depends(consistent("projects"))]
 # Never shown, even to auditors: a hash is still a secret.
 REDACTED_FIELDS = {"password_hash"}
 _INTERNAL_FIELDS = {"originator_id", "originator_version", "timestamp", "metadata", "originator_topic"}
@@ -97,6 +101,7 @@ def _route(path: str, kind: type) -> None:
         request: Request,
         principal: CurrentUser,
         services: Services,
+        _: AccessPosition,
         page: int = Query(1, ge=1),
         perPage: int = Query(50, ge=1, le=500),  # noqa: N803
     ) -> dict[str, Any]:

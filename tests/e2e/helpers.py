@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+
+from tests.conftest import embedded_settings
 
 PASSWORD = "correct horse battery"
 
@@ -23,6 +30,9 @@ class Actor:
     id: str
     email: str
     tokens: dict[str, Any]
+    # The position of the last write that made this actor (registration, role grant): reads that
+    # must see the actor pass it on (``read``).
+    position: int = 0
 
     @property
     def headers(self) -> dict[str, str]:
@@ -61,8 +71,9 @@ def login(client: TestClient, email: str, password: str = PASSWORD) -> dict[str,
 
 
 def signed_in(client: TestClient, name: str = "Test User") -> Actor:
-    user = register(client, name=name)["data"]
-    return Actor(client, user["id"], user["email"], login(client, user["email"]))
+    registered = register(client, name=name)
+    user = registered["data"]
+    return Actor(client, user["id"], user["email"], login(client, user["email"]), registered["meta"]["position"])
 
 
 def create_project(actor: Actor, **fields: Any) -> dict[str, Any]:
@@ -100,11 +111,15 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
 
 def make_admin(system: Any, client: TestClient, actor: Actor | None = None) -> Actor:
     """A user with the system role ``admin``, signed in again so their token carries the role."""
+    return with_role(system, client, "admin", actor or signed_in(client, name="Admin"))
+
+
+def with_role(system: Any, client: TestClient, role: str, actor: Actor) -> Actor:
+    """``actor`` granted a system role (``admin``, ``auditor``) and signed in again to carry it."""
     from commands.context import CommandContext
 
-    actor = actor or signed_in(client, name="Admin")
-    system.app.grant_role(actor.email, "admin", CommandContext.system("test"))
-    return Actor(client, actor.id, actor.email, login(client, actor.email))
+    granted = system.app.grant_role(actor.email, role, CommandContext.system("test"))
+    return Actor(client, actor.id, actor.email, login(client, actor.email), granted.position)
 
 
 def add_comment(actor: Actor, task_id: str, body: str = "Looks good", **kw: Any) -> dict[str, Any]:
@@ -137,3 +152,40 @@ def is_iso_utc(value: Any) -> bool:
         return False
     datetime.fromisoformat(value.replace("Z", "+00:00"))
     return True
+
+
+# --- a faster ``settings`` fixture ----------------------------------------------------------------
+
+
+@functools.cache
+def signing_key_pem() -> str:
+    """One RSA signing key for the whole session: generating one per test costs ~60 ms."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+@pytest.fixture
+def settings(settings: Any) -> Any:
+    """Extends conftest's ``settings`` (every backend it is parametrised over) where a test module
+    imports it: the same system, signed with the session's key instead of a key made per test."""
+    return settings.model_copy(update={"jwt_private_key": signing_key_pem()})
+
+
+@contextmanager
+def shared_settings(backend: str, data_dir: Path) -> Iterator[Any]:
+    """Settings for a module-scoped system, on the backends conftest's ``settings`` covers."""
+    if backend == "embedded":
+        yield embedded_settings(data_dir, jwt_private_key=signing_key_pem())
+        return
+    from tests.services import fresh_postgres_database
+
+    with fresh_postgres_database() as url:
+        yield embedded_settings(data_dir, database_url=url, jwt_private_key=signing_key_pem())
+
+
+BACKENDS = ["embedded", "postgres"]

@@ -11,6 +11,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.e2e.helpers import PASSWORD, Actor, assert_error, login, random_email, register, signed_in
+from tests.e2e.helpers import settings  # noqa: F401  (fixture: one signing key per session)
 
 
 def _claims(token: str) -> dict[str, Any]:

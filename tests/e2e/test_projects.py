@@ -14,6 +14,7 @@ from tests.e2e.helpers import (
     make_admin,
     signed_in,
 )
+from tests.e2e.helpers import settings  # noqa: F401  (fixture: one signing key per session)
 
 DEFAULT_WORKFLOW = [
     {"name": "todo", "category": "todo"},

@@ -13,6 +13,7 @@ from tests.e2e.helpers import (
     register,
     signed_in,
 )
+from tests.e2e.helpers import settings  # noqa: F401  (fixture: one signing key per session)
 
 
 def _register(client, **overrides):
@@ -130,7 +131,7 @@ def test_a_user_is_read_back_with_an_etag_of_its_version(client):
 
 def test_if_none_match_with_the_current_etag_gives_304(client):
     ada = signed_in(client)
-    first = ada.get(f"/api/v1/users/{ada.id}")
+    first = ada.read(f"/api/v1/users/{ada.id}", ada.position)
     etag = first.headers["ETag"]
     not_modified = ada.get(f"/api/v1/users/{ada.id}", headers={"If-None-Match": etag})
     assert not_modified.status_code == 304

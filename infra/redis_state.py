@@ -1,0 +1,112 @@
+"""Operational state in Redis (production): token sessions and revocations, and idempotency
+keys, shared by every API process. Keys expire on their own when what they guard has expired."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import redis
+
+from domain.errors import Conflict
+from write_api.idempotency import StoredResponse
+
+# Rotation must be one atomic step: two refreshes racing with the same token must not both win.
+_ROTATE = """
+local session = KEYS[1]
+if redis.call('EXISTS', session) == 0 or redis.call('HGET', session, 'revoked') == '1' then
+  return 'revoked'
+end
+if redis.call('HGET', session, 'jti') ~= ARGV[1] then
+  return 'reused'
+end
+redis.call('HSET', session, 'jti', ARGV[2])
+redis.call('EXPIREAT', session, ARGV[3])
+return 'rotated'
+"""
+# Release a claimed idempotency key only while its request is still pending.
+_RELEASE = """
+local value = redis.call('GET', KEYS[1])
+if value and cjson.decode(value)['status'] == cjson.null then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class RedisStateStore:
+    def __init__(self, url: str, *, prefix: str = "taskflow:"):
+        self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, decode_responses=True)
+        self.prefix = prefix
+        self._rotate = self.redis.register_script(_ROTATE)
+        self._release = self.redis.register_script(_RELEASE)
+
+    def _key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    # --- tokens ------------------------------------------------------------------------------
+    def start_session(self, sid: str, user_id: str, jti: str, expires_at: int) -> None:
+        session, user_sessions = self._key("session", sid), self._key("user-sessions", user_id)
+        with self.redis.pipeline() as pipe:
+            pipe.hset(session, mapping={"user": user_id, "jti": jti, "revoked": "0"})
+            pipe.expireat(session, expires_at)
+            pipe.sadd(user_sessions, sid)
+            pipe.expireat(user_sessions, expires_at, gt=True)
+            pipe.expireat(user_sessions, expires_at, nx=True)
+            pipe.execute()
+
+    def rotate(self, sid: str, old_jti: str, new_jti: str, expires_at: int) -> str:
+        return str(self._rotate(keys=[self._key("session", sid)], args=[old_jti, new_jti, expires_at]))
+
+    def revoke_session(self, sid: str) -> None:
+        session = self._key("session", sid)
+        if self.redis.exists(session):
+            self.redis.hset(session, "revoked", "1")
+
+    def revoke_user_sessions(self, user_id: str) -> None:
+        for sid in self.redis.smembers(self._key("user-sessions", user_id)):
+            self.revoke_session(sid)
+
+    def revoke_access(self, jti: str, expires_at: int) -> None:
+        self.redis.set(self._key("revoked-access", jti), "1", exat=max(expires_at, int(time.time()) + 1))
+
+    def is_revoked(self, jti: str, sid: str) -> bool:
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(self._key("revoked-access", jti))
+            pipe.hget(self._key("session", sid), "revoked")
+            access_revoked, session_revoked = pipe.execute()
+        # A session that has expired or never existed counts as revoked.
+        return bool(access_revoked) or session_revoked != "0"
+
+    # --- idempotency -------------------------------------------------------------------------
+    def claim(self, scope: str, key: str, fingerprint: str, ttl_seconds: int) -> StoredResponse | None:
+        name = self._key("idempotency", scope, key)
+        pending = json.dumps({"fingerprint": fingerprint, "status": None})
+        if self.redis.set(name, pending, nx=True, ex=ttl_seconds):
+            return None
+        stored = self.redis.get(name)
+        if stored is None:  # expired between the two calls: claim again
+            return self.claim(scope, key, fingerprint, ttl_seconds)
+        entry = json.loads(stored)
+        if entry["fingerprint"] != fingerprint:
+            raise Conflict("this Idempotency-Key was already used for a different request")
+        if entry["status"] is None:
+            raise Conflict("a request with this Idempotency-Key is still in progress")
+        return StoredResponse(status=entry["status"], body=entry["body"].encode("latin-1"), headers=entry["headers"])
+
+    def complete(self, scope: str, key: str, response: StoredResponse) -> None:
+        name = self._key("idempotency", scope, key)
+        entry = self.redis.get(name)
+        fingerprint = json.loads(entry)["fingerprint"] if entry else ""
+        value = {"fingerprint": fingerprint, "status": response.status,
+                 "body": response.body.decode("latin-1"), "headers": response.headers}
+        self.redis.set(name, json.dumps(value), keepttl=True, xx=True)
+
+    def release(self, scope: str, key: str) -> None:
+        self._release(keys=[self._key("idempotency", scope, key)])
+
+    def ping(self) -> None:
+        self.redis.ping()
+
+    def close(self) -> None:
+        self.redis.close()

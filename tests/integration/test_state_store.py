@@ -1,0 +1,99 @@
+"""The operational-state contract (token sessions, revocations, idempotency keys), run against
+every backend: SQLite (embedded) and Redis (real server)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from domain.errors import Conflict
+from infra.redis_state import RedisStateStore
+from infra.sqlite_state import SQLiteStateStore
+from tests.services import service_url
+from write_api.idempotency import StoredResponse
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def state(request, tmp_path):
+    if request.param == "sqlite":
+        store = SQLiteStateStore(tmp_path / "state.db")
+    else:
+        store = RedisStateStore(service_url("REDIS_URL"), prefix=f"test-{uuid.uuid4().hex}:")
+    yield store
+    store.close()
+
+
+def future(seconds: int = 3600) -> int:
+    return int(time.time()) + seconds
+
+
+def test_a_new_session_is_not_revoked_and_rotates_once_per_token(state):
+    state.start_session("s1", "u1", "j1", future())
+    assert not state.is_revoked("access-1", "s1")
+    assert state.rotate("s1", "j1", "j2", future()) == "rotated"
+    assert state.rotate("s1", "j1", "j3", future()) == "reused"
+    assert state.rotate("s1", "j2", "j3", future()) == "rotated"
+
+
+def test_a_revoked_session_refuses_rotation_and_counts_as_revoked(state):
+    state.start_session("s1", "u1", "j1", future())
+    state.revoke_session("s1")
+    assert state.is_revoked("access-1", "s1")
+    assert state.rotate("s1", "j1", "j2", future()) == "revoked"
+
+
+def test_an_unknown_session_counts_as_revoked(state):
+    assert state.is_revoked("access-1", "never-started")
+    assert state.rotate("never-started", "j1", "j2", future()) == "revoked"
+
+
+def test_revoking_a_user_ends_all_their_sessions_and_only_theirs(state):
+    state.start_session("a1", "alice", "j1", future())
+    state.start_session("a2", "alice", "j2", future())
+    state.start_session("b1", "bob", "j3", future())
+    state.revoke_user_sessions("alice")
+    assert state.is_revoked("x", "a1") and state.is_revoked("x", "a2")
+    assert not state.is_revoked("x", "b1")
+
+
+def test_a_revoked_access_token_stays_revoked_while_its_session_lives(state):
+    state.start_session("s1", "u1", "j1", future())
+    state.revoke_access("access-1", future())
+    assert state.is_revoked("access-1", "s1")
+    assert not state.is_revoked("access-2", "s1")
+
+
+def test_an_idempotency_key_replays_the_stored_response(state):
+    assert state.claim("u1", "key", "fp", 3600) is None
+    stored = StoredResponse(201, b'{"data": {"id": "x"}}', {"etag": '"1"'})
+    state.complete("u1", "key", stored)
+    assert state.claim("u1", "key", "fp", 3600) == stored
+    # Keys are per user.
+    assert state.claim("u2", "key", "fp", 3600) is None
+
+
+def test_an_idempotency_key_in_flight_or_reused_for_another_request_conflicts(state):
+    assert state.claim("u1", "key", "fp", 3600) is None
+    with pytest.raises(Conflict):
+        state.claim("u1", "key", "fp", 3600)
+    state.complete("u1", "key", StoredResponse(200, b"{}", {}))
+    with pytest.raises(Conflict):
+        state.claim("u1", "key", "another body", 3600)
+
+
+def test_a_released_key_can_be_claimed_again_but_a_completed_one_is_not_released(state):
+    assert state.claim("u1", "key", "fp", 3600) is None
+    state.release("u1", "key")
+    assert state.claim("u1", "key", "fp", 3600) is None
+    state.complete("u1", "key", StoredResponse(200, b"{}", {}))
+    state.release("u1", "key")
+    assert state.claim("u1", "key", "fp", 3600) is not None
+
+
+def test_an_idempotency_key_expires_after_its_ttl(state):
+    assert state.claim("u1", "key", "fp", 1) is None
+    state.complete("u1", "key", StoredResponse(200, b"{}", {}))
+    time.sleep(2.1)
+    assert state.claim("u1", "key", "fp", 1) is None
