@@ -14,14 +14,17 @@ from fastapi.responses import JSONResponse
 
 from commands.passwords import PasswordHasher
 from commands.service import TaskFlowApplication
+from domain.errors import TaskFlowError
 from infra.event_history import StoredEventHistory
 from infra.http import error_body, install_http_plumbing, request_id_of
 from infra.keys import KeyRing
 from infra.projector import ProjectionRunner, Projector
 from infra.settings import Settings
 from infra.postgres_readmodels import PostgresReadModelStore
+from infra.ratelimit import InProcessCounter, RateLimiter, RedisCounter
 from infra.sqlite_readmodels import SQLiteReadModelStore
 from infra.redis_state import RedisStateStore
+from infra.redis_state import connect as connect_redis
 from infra.sqlite_state import SQLiteStateStore
 from infra.tokens import TokenService
 from projections.registry import all_projections
@@ -44,6 +47,7 @@ class TaskFlowSystem:
     tokens: TokenService
     history: StoredEventHistory
     projector: Projector
+    rate_limiter: RateLimiter
     checks: dict[str, Callable[[], None]] = field(default_factory=dict)
 
     def close(self) -> None:
@@ -104,8 +108,10 @@ def build_system(settings: Settings) -> TaskFlowSystem:
         PostgresReadModelStore(settings.database_url) if settings.database_url
         else SQLiteReadModelStore(data / "readmodels.db")
     )
+    redis_client = connect_redis(settings.redis_url) if settings.redis_url else None
     state: SQLiteStateStore | RedisStateStore = (
-        RedisStateStore(settings.redis_url) if settings.redis_url else SQLiteStateStore(data / "state.db")
+        RedisStateStore(redis_client, prefix=settings.redis_prefix) if redis_client
+        else SQLiteStateStore(data / "state.db")
     )
     tokens = TokenService(
         _keys(settings),
@@ -127,6 +133,11 @@ def build_system(settings: Settings) -> TaskFlowSystem:
         tokens=tokens,
         history=history,
         projector=projector,
+        rate_limiter=RateLimiter(
+            RedisCounter(redis_client, settings.redis_prefix) if redis_client else InProcessCounter(),
+            per_user=settings.rate_limit_per_minute,
+            anonymous=settings.rate_limit_anonymous_per_minute,
+        ),
         checks={"eventStore": history.ping, "readModels": store.ping, "state": state.ping},
     )
 
@@ -151,7 +162,12 @@ def build_http_app(
         description="Event-sourced project and task management. Contract: API.md.",
         lifespan=lifespan,
     )
-    install_http_plumbing(app, max_body_bytes=system.settings.max_body_bytes)
+    install_http_plumbing(
+        app,
+        max_body_bytes=system.settings.max_body_bytes,
+        rate_limiter=system.rate_limiter,
+        identify=_identify_with(system.tokens),
+    )
     if write:
         app.state.write_services = WriteServices(system.app, system.tokens, system.state)
         app.include_router(write_router())
@@ -166,6 +182,21 @@ def build_http_app(
         app.include_router(read_router())
     _add_operations(app, system)
     return app
+
+
+def _identify_with(tokens: TokenService) -> Callable[[str], str | None]:
+    """The user a request's bearer token verifiably belongs to, or None."""
+
+    def identify(authorization: str) -> str | None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        try:
+            return str(tokens.verify_access(token.strip()).user_id)
+        except TaskFlowError:
+            return None
+
+    return identify
 
 
 def _add_operations(app: FastAPI, system: TaskFlowSystem) -> None:

@@ -8,6 +8,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,7 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.errors import TaskFlowError
+from infra.availability import DEPENDENCY_ERRORS
 from infra.logs import request_id_var
+from infra.ratelimit import RateLimiter, RateLimitMiddleware
 
 log = logging.getLogger("taskflow.http")
 
@@ -142,6 +145,16 @@ class RequestContextMiddleware:
                 await self._send_error(send_with_id, request_id, *refusal)
             else:
                 await self.app(scope, receive_within_limit, send_with_id)
+        except TaskFlowError as error:  # raised by inner middleware (e.g. the rate limiter)
+            if not status["sent"]:
+                await self._send_error(send_with_id, request_id, error.code, error.message,
+                                       getattr(error, "headers", None))
+        except DEPENDENCY_ERRORS as error:
+            log.warning("dependency unavailable", extra={"path": scope["path"], "error": repr(error)})
+            if not status["sent"]:
+                await self._send_error(send_with_id, request_id, "NOT_READY",
+                                       "a service TaskFlow depends on is unavailable; retry shortly",
+                                       {"Retry-After": "1"})
         except Exception:
             log.exception("unhandled error", extra={"method": scope["method"], "path": scope["path"]})
             if not status["sent"]:
@@ -171,16 +184,22 @@ class RequestContextMiddleware:
         return None
 
     @staticmethod
-    async def _send_error(send: Send, request_id: str, code: str, message: str) -> None:
+    async def _send_error(send: Send, request_id: str, code: str, message: str,
+                          headers: dict[str, str] | None = None) -> None:
         body = json.dumps(error_body(code, message, request_id)).encode()
+        extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         await send({
             "type": "http.response.start",
             "status": STATUS_BY_CODE[code],
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
         })
         await send({"type": "http.response.body", "body": body})
 
 
-def install_http_plumbing(app: FastAPI, *, max_body_bytes: int) -> None:
+def install_http_plumbing(app: FastAPI, *, max_body_bytes: int, rate_limiter: RateLimiter | None = None,
+                          identify: Callable[[str], str | None] | None = None) -> None:
     install_error_handlers(app)
+    if rate_limiter is not None:
+        # Added first, so it runs inside the request-context middleware (request id, envelope).
+        app.add_middleware(RateLimitMiddleware, limiter=rate_limiter, identify=identify)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=max_body_bytes)

@@ -34,9 +34,13 @@ return 0
 """
 
 
+def connect(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, decode_responses=True)
+
+
 class RedisStateStore:
-    def __init__(self, url: str, *, prefix: str = "taskflow:"):
-        self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, decode_responses=True)
+    def __init__(self, client: redis.Redis, *, prefix: str = "taskflow:"):
+        self.redis = client  # must decode responses (decode_responses=True)
         self.prefix = prefix
         self._rotate = self.redis.register_script(_ROTATE)
         self._release = self.redis.register_script(_RELEASE)

@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     consistency_wait_max_ms: int = Field(default=10000, alias="CONSISTENCY_WAIT_MAX_MS")
     projector_poll_seconds: float = Field(default=1.0, alias="PROJECTOR_POLL_SECONDS")
     max_body_bytes: int = Field(default=1_000_000, alias="MAX_BODY_BYTES")
+    # Requests per minute per user and route; anonymous requests count per client address.
+    # 0 switches a limit off.
+    rate_limit_per_minute: int = Field(default=1200, alias="RATE_LIMIT_PER_MINUTE", ge=0)
+    rate_limit_anonymous_per_minute: int = Field(default=60, alias="RATE_LIMIT_ANONYMOUS_PER_MINUTE", ge=0)
+    # Every Redis key TaskFlow writes starts with this (several deployments can share a server).
+    redis_prefix: str = Field(default="taskflow:", alias="REDIS_PREFIX")
 
     @field_validator("log_level")
     @classmethod

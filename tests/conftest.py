@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,9 @@ def embedded_settings(data_dir: Path, **overrides: object) -> Settings:
         "argon2_time_cost": 1,
         "argon2_memory_kib": 64,
         "projector_poll_seconds": 0.2,
+        # Off unless a test is about rate limits: suites register many users from one address.
+        "rate_limit_per_minute": 0,
+        "rate_limit_anonymous_per_minute": 0,
     }
     values.update(overrides)
     return Settings(**values)
@@ -37,7 +41,8 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
         yield embedded_settings(tmp_path / "data")
         return
     with fresh_postgres_database() as url:
-        yield embedded_settings(tmp_path / "data", database_url=url, redis_url=service_url("REDIS_URL"))
+        yield embedded_settings(tmp_path / "data", database_url=url, redis_url=service_url("REDIS_URL"),
+                                redis_prefix=f"test-{uuid.uuid4().hex[:12]}:")
 
 
 @pytest.fixture

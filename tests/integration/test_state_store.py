@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from domain.errors import Conflict
-from infra.redis_state import RedisStateStore
+from infra.redis_state import RedisStateStore, connect
 from infra.sqlite_state import SQLiteStateStore
 from tests.services import service_url
 from write_api.idempotency import StoredResponse
@@ -20,7 +20,7 @@ def state(request, tmp_path):
     if request.param == "sqlite":
         store = SQLiteStateStore(tmp_path / "state.db")
     else:
-        store = RedisStateStore(service_url("REDIS_URL"), prefix=f"test-{uuid.uuid4().hex}:")
+        store = RedisStateStore(connect(service_url("REDIS_URL")), prefix=f"test-{uuid.uuid4().hex}:")
     yield store
     store.close()
 

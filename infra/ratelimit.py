@@ -1,0 +1,111 @@
+"""Rate limiting per user (or, for anonymous requests, per client address) and per route:
+fixed one-minute windows, counted in Redis in production and in process on the embedded default.
+Over the limit: 429 RATE_LIMITED with Retry-After."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from domain.errors import TaskFlowError
+
+WINDOW_SECONDS = 60
+_ID_SEGMENT = re.compile(r"/[0-9a-fA-F-]{32,36}(?=/|$)")
+
+
+class RateLimited(TaskFlowError):
+    code = "RATE_LIMITED"
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"too many requests; retry in {retry_after} s")
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    retry_after: int
+
+
+class Counter(Protocol):
+    def hit(self, key: str, limit: int, now: float) -> Verdict: ...
+
+
+class InProcessCounter:
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, limit: int, now: float) -> Verdict:
+        window = int(now // WINDOW_SECONDS)
+        with self._lock:
+            if len(self._counts) > 100_000:  # drop past windows now and then
+                self._counts = {k: v for k, v in self._counts.items() if k[1] >= window}
+            count = self._counts.get((key, window), 0) + 1
+            self._counts[(key, window)] = count
+        return Verdict(count <= limit, int((window + 1) * WINDOW_SECONDS - now) + 1)
+
+
+class RedisCounter:
+    def __init__(self, client: redis.Redis, prefix: str = "taskflow:"):
+        self.redis = client
+        self.prefix = prefix
+
+    def hit(self, key: str, limit: int, now: float) -> Verdict:
+        window = int(now // WINDOW_SECONDS)
+        name = f"{self.prefix}rate:{key}:{window}"
+        with self.redis.pipeline() as pipe:
+            pipe.incr(name)
+            pipe.expire(name, WINDOW_SECONDS * 2, nx=True)
+            count, _ = pipe.execute()
+        return Verdict(int(count) <= limit, int((window + 1) * WINDOW_SECONDS - now) + 1)
+
+
+def route_key(method: str, path: str) -> str:
+    """Requests to the same route share a limit whatever the ids in their path."""
+    return f"{method} {_ID_SEGMENT.sub('/:id', path)}"
+
+
+class RateLimiter:
+    def __init__(self, counter: Counter, *, per_user: int, anonymous: int):
+        self.counter = counter
+        self.per_user = per_user
+        self.anonymous = anonymous
+
+    def check(self, who: str | None, client: str, route: str) -> None:
+        limit = self.per_user if who else self.anonymous
+        if limit <= 0:  # 0 switches the limit off
+            return
+        verdict = self.counter.hit(f"{who or 'ip:' + client}|{route}", limit, time.time())
+        if not verdict.allowed:
+            raise RateLimited(verdict.retry_after)
+
+
+class RateLimitMiddleware:
+    """Counts each request against its caller's limit before it reaches a route.
+
+    The caller is the verified token's subject; a missing or invalid token counts against the
+    client address (so login and registration are limited per address)."""
+
+    def __init__(self, app: ASGIApp, *, limiter: RateLimiter, identify: Callable[[str], str | None]):
+        self.app = app
+        self.limiter = limiter
+        self.identify = identify
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in ("/health", "/ready", "/metrics"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        who = self.identify(headers.get(b"authorization", b"").decode("latin-1"))
+        client = (scope.get("client") or ("unknown", 0))[0]
+        # Raises RateLimited, which the request-context middleware around this one renders.
+        self.limiter.check(who, client, route_key(scope["method"], scope["path"]))
+        await self.app(scope, receive, send)
