@@ -23,12 +23,13 @@ from infra.settings import Settings
 from infra.postgres_readmodels import PostgresReadModelStore
 from infra.ratelimit import InProcessCounter, RateLimiter, RedisCounter
 from infra.sqlite_readmodels import SQLiteReadModelStore
+from infra.redis_cache import CachedReader, RowCache
 from infra.redis_state import RedisStateStore
 from infra.redis_state import connect as connect_redis
 from infra.sqlite_state import SQLiteStateStore
 from infra.tokens import TokenService
 from projections.registry import all_projections
-from projections.store import ReadModelStore
+from projections.store import ReadModelReader, ReadModelStore
 from read_api.app import read_router
 from read_api.deps import ReadServices
 from write_api.app import write_router
@@ -43,6 +44,8 @@ class TaskFlowSystem:
     settings: Settings
     app: TaskFlowApplication
     store: ReadModelStore
+    # What the read API reads through: the store, or the store behind the Redis row cache.
+    reader: ReadModelReader
     state: SQLiteStateStore | RedisStateStore
     tokens: TokenService
     history: StoredEventHistory
@@ -121,7 +124,9 @@ def build_system(settings: Settings) -> TaskFlowSystem:
         access_ttl=settings.access_token_ttl_seconds,
         refresh_ttl=settings.refresh_token_ttl_seconds,
     )
-    runners = [ProjectionRunner(p, store, app.recorder, app.mapper) for p in all_projections()]
+    cache = RowCache(redis_client, settings.redis_prefix) if redis_client else None
+    projections = all_projections()
+    runners = [ProjectionRunner(p, store, app.recorder, app.mapper, cache=cache) for p in projections]
     projector = Projector(runners, poll_interval=settings.projector_poll_seconds)
     app.on_saved(projector.wake)
     history = StoredEventHistory(app)
@@ -129,6 +134,7 @@ def build_system(settings: Settings) -> TaskFlowSystem:
         settings=settings,
         app=app,
         store=store,
+        reader=CachedReader(store, cache, {t.name: p.name for p in projections for t in p.tables}) if cache else store,
         state=state,
         tokens=tokens,
         history=history,
@@ -173,7 +179,7 @@ def build_http_app(
         app.include_router(write_router())
     if read:
         app.state.read_services = ReadServices(
-            store=system.store,
+            store=system.reader,
             verifier=system.tokens,
             history=system.history,
             wait_default_ms=system.settings.consistency_wait_default_ms,

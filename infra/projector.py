@@ -14,6 +14,7 @@ from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
+from infra.redis_cache import RowCache, TouchRecorder
 from projections.base import Projection
 from projections.store import ReadModelStore
 
@@ -37,14 +38,18 @@ class ProjectionRunner:
         mapper: Mapper[Any],
         *,
         batch_size: int = 500,
+        cache: RowCache | None = None,
     ):
         self.projection = projection
         self.store = store
         self.recorder = recorder
         self.mapper = mapper
         self.batch_size = batch_size
+        self.cache = cache
         self.status = RunnerState()
         store.ensure_tables(projection.name, projection.version, projection.tables)
+        if cache is not None:
+            cache.realign(projection.name, projection.tables, store.position(projection.name))
 
     @property
     def name(self) -> str:
@@ -53,10 +58,11 @@ class ProjectionRunner:
     def step(self) -> int:
         """Apply one batch; returns how far the position moved (0 when caught up)."""
         head = self.recorder.max_notification_id() or 0
-        with self.store.transaction(self.name) as tx:
-            start = tx.position
+        with self.store.transaction(self.name) as store_tx:
+            start = store_tx.position
             if head <= start:
                 return 0
+            tx = TouchRecorder(store_tx) if self.cache is not None else store_tx
             notifications = self.recorder.select_notifications(
                 start=start,
                 limit=self.batch_size,
@@ -74,6 +80,9 @@ class ProjectionRunner:
             # reader waiting for a position this projection does not handle is not kept waiting.
             new_position = notifications[-1].id if len(notifications) == self.batch_size else head
             tx.advance(new_position)
+            written = tx.final_rows() if isinstance(tx, TouchRecorder) else []
+        if self.cache is not None:
+            self.cache.write_through(self.name, written, new_position)
         self.status.applied_events += len(notifications)
         self.status.state, self.status.last_error, self.status.failing_position = "running", None, None
         return new_position - start
