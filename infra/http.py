@@ -42,6 +42,13 @@ STATUS_BY_CODE = {
     "STALE_READ": 503,
 }
 CODE_BY_STATUS = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}
+BREAKER_OPEN_SECONDS = 2.0
+
+
+class _CircuitOpen(Exception):
+    """A request refused without trying, while the breaker is open."""
+
+
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -107,6 +114,9 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int = 1_000_000):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Circuit breaker: after a backend turned out to be unreachable, answer 503 at once for
+        # a moment instead of letting every request wait out the drivers' timeouts and retries.
+        self.unavailable_until = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -140,6 +150,8 @@ class RequestContextMiddleware:
             return message
 
         try:
+            if time.monotonic() < self.unavailable_until and scope["path"] not in ("/health", "/ready"):
+                raise _CircuitOpen
             refusal = self._refuse(scope, headers)
             if refusal is not None:
                 await self._send_error(send_with_id, request_id, *refusal)
@@ -149,8 +161,10 @@ class RequestContextMiddleware:
             if not status["sent"]:
                 await self._send_error(send_with_id, request_id, error.code, error.message,
                                        getattr(error, "headers", None))
-        except DEPENDENCY_ERRORS as error:
-            log.warning("dependency unavailable", extra={"path": scope["path"], "error": repr(error)})
+        except (DEPENDENCY_ERRORS + (_CircuitOpen,)) as error:
+            if not isinstance(error, _CircuitOpen):
+                self.unavailable_until = time.monotonic() + BREAKER_OPEN_SECONDS
+                log.warning("dependency unavailable", extra={"path": scope["path"], "error": repr(error)})
             if not status["sent"]:
                 await self._send_error(send_with_id, request_id, "NOT_READY",
                                        "a service TaskFlow depends on is unavailable; retry shortly",

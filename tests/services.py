@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -40,3 +41,49 @@ def fresh_postgres_database() -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of the test's own (Debian's binaries, a fresh cluster in a temporary
+    directory, a free port), so a test can stop and restart it without disturbing other tests."""
+
+    BIN = "/usr/lib/postgresql/15/bin"
+
+    def __init__(self) -> None:
+        import shutil
+        import socket
+        import tempfile
+
+        if not Path(self.BIN, "initdb").exists():
+            pytest.fail("PostgreSQL binaries not found: run scripts/services up (it installs them)")
+        self.dir = Path(tempfile.mkdtemp(prefix="taskflow-pg-"))
+        self.data = self.dir / "data"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"postgresql://taskflow@127.0.0.1:{self.port}/postgres"
+        self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as_postgres:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run(f"{self.BIN}/initdb", "-D", str(self.data), "-A", "trust", "-U", "taskflow", "--no-sync")
+
+    def _run(self, *args: str) -> None:
+        import subprocess
+
+        subprocess.run([*self._as_postgres, *args], check=True, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(f"{self.BIN}/pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
+
+    def stop(self) -> None:
+        self._run(f"{self.BIN}/pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        import shutil
+
+        try:
+            self.stop()
+        except Exception:  # already stopped
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
