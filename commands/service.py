@@ -21,6 +21,7 @@ from eventsourcing.persistence import IntegrityError, Recording
 from pydantic.alias_generators import to_camel
 
 from commands.context import CommandContext
+from commands.group_commit import GroupCommitter, UnitOfWork
 from commands.models import (
     AddComment,
     AddMember,
@@ -60,10 +61,21 @@ class Written:
 class TaskFlowApplication(Application[UUID]):
     name = "TaskFlow"
 
-    def __init__(self, env: dict[str, str] | None = None, *, hasher: PasswordHasher) -> None:
+    conflict_errors = (IntegrityError,)
+
+    def __init__(
+        self, env: dict[str, str] | None = None, *, hasher: PasswordHasher, group_commit_batch: int = 0
+    ) -> None:
         super().__init__(env)
         self.hasher = hasher
         self._saved_listeners: list[Callable[[int], None]] = []
+        # With a batch size above 1, commands go through one writer thread in groups.
+        self.group_committer = GroupCommitter(self, max_batch=group_commit_batch) if group_commit_batch > 1 else None
+
+    def close(self) -> None:
+        if self.group_committer is not None:
+            self.group_committer.stop()
+        super().close()
 
     # --- plumbing -----------------------------------------------------------------------------
     def on_saved(self, listener: Callable[[int], None]) -> None:
@@ -78,20 +90,41 @@ class TaskFlowApplication(Application[UUID]):
     def head_position(self) -> int:
         return self.recorder.max_notification_id() or 0
 
+    def _unit_of_work(self) -> UnitOfWork | None:
+        return self.group_committer.unit_of_work if self.group_committer is not None else None
+
     def load(self, aggregate_id: UUID, kind: type[A], what: str) -> A:
+        uow = self._unit_of_work()
         try:
-            aggregate = self.repository.get(aggregate_id)
+            if uow is not None:
+                aggregate = uow.get(aggregate_id, self.repository.get)
+            else:
+                aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFound(f"{what} not found") from None
         if not isinstance(aggregate, kind):
             raise NotFound(f"{what} not found")
         return aggregate
 
+    def exists(self, aggregate_id: UUID) -> bool:
+        uow = self._unit_of_work()
+        return (uow is not None and uow.knows(aggregate_id)) or aggregate_id in self.repository
+
+    @staticmethod
+    def collect_stamped(changed: Sequence[Any], ctx: CommandContext) -> list[Any]:
+        """The new events of the changed aggregates, carrying the command's metadata."""
+        return stamped([e for agg in changed for e in agg.collect_events()], ctx.metadata())
+
     def _execute(self, ctx: CommandContext, decide: Callable[[], tuple[Any, Sequence[Any]]]) -> Written:
+        if self.group_committer is not None and self._unit_of_work() is None:
+            return self.group_committer.submit(ctx, decide)
+        return self.execute_alone(ctx, decide)
+
+    def execute_alone(self, ctx: CommandContext, decide: Callable[[], tuple[Any, Sequence[Any]]]) -> Written:
         """Run ``decide`` (load, check, mutate) and save; re-run it on a concurrent write."""
         for attempt in range(MAX_ATTEMPTS):
             target, changed = decide()
-            events = stamped([e for agg in changed for e in agg.collect_events()], ctx.metadata())
+            events = self.collect_stamped(changed, ctx)
             if not events:
                 return Written(target, self.head_position(), target.version)
             try:
@@ -123,7 +156,7 @@ class TaskFlowApplication(Application[UUID]):
         password_hash = self.hasher.hash(cmd.password)
 
         def decide() -> tuple[User, list[Aggregate]]:
-            if EmailIndex.id_for(email) in self.repository:
+            if self.exists(EmailIndex.id_for(email)):
                 raise Conflict("a user with this email already exists")
             user = User.register(email=email, name=cmd.name, password_hash=password_hash)
             return user, [EmailIndex(email=email, user_id=user.id), user]
@@ -132,8 +165,8 @@ class TaskFlowApplication(Application[UUID]):
 
     def find_user_by_email(self, email: str) -> User | None:
         try:
-            index = self.repository.get(EmailIndex.id_for(normalise_email(email)))
-        except (AggregateNotFoundError, InvalidInput):
+            index = self.load(EmailIndex.id_for(normalise_email(email)), EmailIndex, "user")
+        except (NotFound, InvalidInput):
             return None
         return self.load(index.user_id, User, "user")
 
