@@ -95,7 +95,8 @@ def report(name: str, figures: list[dict[str, Any]]) -> None:
     RESULTS.mkdir(exist_ok=True)
     print(f"\n== {name} ({os.cpu_count()} cores, Python {sys.version.split()[0]})")
     for f in figures:
-        ratio = f["value"] / f["baseline"] if f.get("baseline") else None
+        f.setdefault("baseline", None)
+        ratio = f["value"] / f["baseline"] if f["baseline"] else None
         f["ratio"] = round(ratio, 3) if ratio is not None else None
         base = f" | baseline {f['baseline']:.1f} {f['unit']} ({f['baseline_name']}) | ratio {ratio:.3f}" if ratio else ""
         print(f"{f['figure']:<44} {f['value']:>10.1f} {f['unit']}{base}")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import anyio
 import redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -79,6 +80,10 @@ class RateLimiter:
         self.per_user = per_user
         self.anonymous = anonymous
 
+    @property
+    def enabled(self) -> bool:
+        return self.per_user > 0 or self.anonymous > 0
+
     def check(self, who: str | None, client: str, route: str) -> None:
         limit = self.per_user if who else self.anonymous
         if limit <= 0:  # 0 switches the limit off
@@ -100,12 +105,17 @@ class RateLimitMiddleware:
         self.identify = identify
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in ("/health", "/ready", "/metrics"):
+        if (
+            scope["type"] != "http"
+            or not self.limiter.enabled
+            or scope["path"] in ("/health", "/ready", "/metrics")
+        ):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
         who = self.identify(headers.get(b"authorization", b"").decode("latin-1"))
         client = (scope.get("client") or ("unknown", 0))[0]
-        # Raises RateLimited, which the request-context middleware around this one renders.
-        self.limiter.check(who, client, route_key(scope["method"], scope["path"]))
+        # Raises RateLimited, which the request-context middleware around this one renders. The
+        # counter may talk to Redis: off the event loop.
+        await anyio.to_thread.run_sync(self.limiter.check, who, client, route_key(scope["method"], scope["path"]))
         await self.app(scope, receive, send)

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 from uuid import UUID
 
 import jwt
 
-from domain.errors import TokenExpired, Unauthenticated
+from domain.errors import TaskFlowError, TokenExpired, Unauthenticated
 from domain.identity import Principal
 from infra.keys import KeyRing
 from write_api.deps import UserClaims
 
 LEEWAY_SECONDS = 30
+VERIFIED_CACHE_SIZE = 10_000
 
 
 class TokenState(Protocol):
@@ -56,6 +58,9 @@ class TokenService:
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self.clock = clock
+        # RSA verification costs more than the rest of a request's auth: remember tokens whose
+        # signature, issuer and audience checked out (revocation is still checked every time).
+        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     # --- issuing -----------------------------------------------------------------------------
     def _sign(self, claims: dict[str, Any]) -> str:
@@ -96,6 +101,21 @@ class TokenService:
 
     # --- checking ----------------------------------------------------------------------------
     def _decode(self, token: str, expected_type: str) -> dict[str, Any]:
+        claims = self._verified.get(token)
+        if claims is not None:
+            # The signature was checked before; time moves on, so expiry is checked every time.
+            if claims["exp"] + LEEWAY_SECONDS < self.clock():
+                raise TokenExpired("token has expired")
+        else:
+            claims = self._verify_signature(token)
+            self._verified[token] = claims
+            if len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
+        if claims.get("typ") != expected_type or "sid" not in claims:
+            raise Unauthenticated(f"not an {expected_type} token" if expected_type == "access" else "not a refresh token")
+        return claims
+
+    def _verify_signature(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
             key = self.keys.verification_key(header.get("kid"))
@@ -114,9 +134,15 @@ class TokenService:
             raise TokenExpired("token has expired") from None
         except jwt.InvalidTokenError:
             raise Unauthenticated("invalid token") from None
-        if claims.get("typ") != expected_type or "sid" not in claims:
-            raise Unauthenticated(f"not an {expected_type} token" if expected_type == "access" else "not a refresh token")
         return claims
+
+    def subject(self, token: str) -> str | None:
+        """Whose token this is, by its signature alone (no revocation check): enough to count a
+        request against its user's rate limit."""
+        try:
+            return str(self._decode(token, "access")["sub"])
+        except TaskFlowError:
+            return None
 
     def verify_access(self, token: str) -> Principal:
         claims = self._decode(token, "access")
