@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import elasticsearch
 import eventsourcing.persistence as es_persistence
 import psycopg
 import psycopg_pool
@@ -16,4 +17,6 @@ DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
     # eventsourcing re-raises driver errors as its own types.
     es_persistence.OperationalError,
     es_persistence.InterfaceError,
+    # Connection refused or timed out (errors the node answers with are not about availability).
+    elasticsearch.ConnectionError,
 )

@@ -28,7 +28,8 @@ def _serve(settings: Settings, host: str, port: int, *, write: bool, read: bool,
     return 0
 
 
-def _project(settings: Settings) -> int:
+def _until_stopped(settings: Settings, names: Sequence[str] | None, what: str) -> int:
+    """Run the projector (or the relay) of a system until SIGTERM or Ctrl-C."""
     import signal
     import threading
 
@@ -36,12 +37,25 @@ def _project(settings: Settings) -> int:
     from infra.logs import configure_logging
 
     configure_logging(settings.log_level)
-    system = build_system(settings)
+    if what == "relay" and not settings.kafka_bootstrap_servers:
+        print("error: the relay publishes to Kafka: set KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
+        return 2
+    try:
+        system = build_system(settings, projection_names=names)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    system.projector.start()
-    print("TaskFlow projector running; Ctrl-C stops it", file=sys.stderr, flush=True)
+    if what == "relay" and system.relay is not None:
+        system.relay.start()
+        running = f"relay to Kafka topic {settings.kafka_topic}"
+    else:
+        system.projector.start()
+        source = f"Kafka topic {settings.kafka_topic}" if settings.kafka_bootstrap_servers else "the event log"
+        running = f"projector ({', '.join(r.name for r in system.projector.runners)}) from {source}"
+    print(f"TaskFlow {running} running; Ctrl-C stops it", file=sys.stderr, flush=True)
     stop.wait()
     system.close()
     return 0
@@ -72,8 +86,11 @@ def _projection_status(settings: Settings) -> int:
         head = system.app.head_position()
         print(f"{'projection':<12} {'applied':>10} {'head':>10} {'lag':>8}")
         for runner in system.projector.runners:
-            applied = system.store.position(runner.name)
+            applied = runner.store.position(runner.name)
             print(f"{runner.name:<12} {applied:>10} {head:>10} {head - applied:>8}")
+        if system.relay is not None:
+            relayed = system.store.position(system.relay.name)
+            print(f"{'relay':<12} {relayed:>10} {head:>10} {head - relayed:>8}")
     finally:
         system.close()
     return 0
@@ -97,10 +114,16 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int, default=settings.port, help="port (default %(default)s; env PORT)")
         return p
 
-    with_address(commands.add_parser("serve", help="write API, read API and projector in one process"))
+    with_address(commands.add_parser(
+        "serve", help="write API, read API and projector in one process (with Kafka: relay and consumers)"
+    ))
     with_address(commands.add_parser("write-api", help="the write API alone"))
     with_address(commands.add_parser("read-api", help="the read API alone"))
-    commands.add_parser("project", help="run the projector alone (keeps read models up to date)")
+    project = commands.add_parser(
+        "project", help="run the projector alone (keeps read models up to date; with Kafka, one group member)"
+    )
+    project.add_argument("names", nargs="*", metavar="NAME", help="the projections to run (default: all)")
+    commands.add_parser("relay", help="publish every event to Kafka (needs KAFKA_BOOTSTRAP_SERVERS)")
 
     users = commands.add_parser("users", help="user administration").add_subparsers(dest="action", required=True)
     grant = users.add_parser("grant-role", help="grant a system role (user, admin, auditor)")
@@ -127,7 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "read-api":
         return _serve(settings, args.host, args.port, write=False, read=True, projector=False)
     if args.command == "project":
-        return _project(settings)
+        return _until_stopped(settings, args.names or None, "projector")
+    if args.command == "relay":
+        return _until_stopped(settings, [], "relay")
     if args.command == "users":
         return _grant_role(settings, args.email, args.role)
     if args.command == "projections":

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from commands.passwords import PasswordHasher
 from commands.service import TaskFlowApplication
-from domain.errors import TaskFlowError
 from infra.event_history import StoredEventHistory
 from infra.http import error_body, install_http_plumbing, request_id_of
 from infra.keys import KeyRing
@@ -23,17 +23,26 @@ from infra.settings import Settings
 from infra.postgres_readmodels import PostgresReadModelStore
 from infra.ratelimit import InProcessCounter, RateLimiter, RedisCounter
 from infra.sqlite_readmodels import SQLiteReadModelStore
+from infra.sqlite_search import SQLiteSearchStore
+from infra.postgres_search import PostgresSearchStore
+from infra.elasticsearch_search import ElasticsearchSearchStore
 from infra.redis_cache import CachedReader, RowCache
 from infra.redis_state import RedisStateStore
 from infra.redis_state import connect as connect_redis
 from infra.sqlite_state import SQLiteStateStore
 from infra.tokens import TokenService
+from projections.base import Projection
 from projections.registry import all_projections
+from projections.search import SearchProjection, SearchStore
 from projections.store import ReadModelReader, ReadModelStore
 from read_api.app import read_router
 from read_api.deps import ReadServices
 from write_api.app import write_router
 from write_api.deps import WriteServices
+
+if TYPE_CHECKING:  # kafka-python is imported only by processes that use Kafka
+    from infra.kafka_consumer import KafkaProjector
+    from infra.kafka_relay import KafkaCheck, KafkaRelay
 
 log = logging.getLogger("taskflow")
 VERSION = "0.1.0"
@@ -49,13 +58,24 @@ class TaskFlowSystem:
     state: SQLiteStateStore | RedisStateStore
     tokens: TokenService
     history: StoredEventHistory
-    projector: Projector
+    # Keeps the read models up to date: follows the log, or (with Kafka) consumes the topic.
+    projector: Projector | KafkaProjector
     rate_limiter: RateLimiter
     checks: dict[str, Callable[[], None]] = field(default_factory=dict)
+    search: SearchStore | None = None
+    # With Kafka: publishes the log to the topic (started by `serve` and `relay` only).
+    relay: KafkaRelay | None = None
+    kafka_check: KafkaCheck | None = None
 
     def close(self) -> None:
         self.projector.stop()
+        if self.relay is not None:
+            self.relay.stop()
+        if self.kafka_check is not None:
+            self.kafka_check.close()
         self.app.close()
+        if self.search is not None:
+            self.search.close()
         self.store.close()
         self.state.close()
 
@@ -88,24 +108,25 @@ def event_store_env(settings: Settings) -> dict[str, str]:
         "POSTGRES_PASSWORD": unquote(url.password or ""),
         "POSTGRES_POOL_SIZE": "10",
         "POSTGRES_MAX_OVERFLOW": "10",
-        "POSTGRES_CONNECT_TIMEOUT": "5",
+        # eventsourcing retries a failed call 10 times, each waiting this long for a connection:
+        # keep it short so an outage turns into a 503 in seconds, not minutes.
+        "POSTGRES_CONNECT_TIMEOUT": "1",
+        "POSTGRES_PRE_PING": "y",
         # POSTGRES_ENABLE_DB_FUNCTIONS stays off: it would skip the table lock that keeps
         # notification ids committing in order (gap-free for followers).
     }
 
 
-def build_system(settings: Settings) -> TaskFlowSystem:
-    unsupported = [name for name, value in (("ELASTICSEARCH_URL", settings.elasticsearch_url),
-                                            ("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers)) if value]
-    if unsupported:
-        raise NotImplementedError(
-            f"{', '.join(unsupported)} set, but that backend is not part of this build yet; unset it"
-        )
+def build_system(settings: Settings, *, projection_names: Sequence[str] | None = None) -> TaskFlowSystem:
+    """``projection_names``: the projections this process keeps up to date (default: all)."""
+    projections = all_projections()
+    run = _select([*projections, SearchProjection()], projection_names)
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     app = TaskFlowApplication(
         env=event_store_env(settings),
         hasher=PasswordHasher(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib),
+        group_commit_batch=settings.group_commit_max_batch,
     )
     store: ReadModelStore = (
         PostgresReadModelStore(settings.database_url) if settings.database_url
@@ -125,9 +146,34 @@ def build_system(settings: Settings) -> TaskFlowSystem:
         refresh_ttl=settings.refresh_token_ttl_seconds,
     )
     cache = RowCache(redis_client, settings.redis_prefix) if redis_client else None
-    projections = all_projections()
-    runners = [ProjectionRunner(p, store, app.recorder, app.mapper, cache=cache) for p in projections]
-    projector = Projector(runners, poll_interval=settings.projector_poll_seconds)
+    search = _search_store(settings, store)
+    kafka = settings.kafka_bootstrap_servers
+    # With Kafka the relational projections consume the topic; search keeps following the log
+    # (its stores do not track partitions yet).
+    follow = [p for p in run if not (kafka and p in projections)]
+    runners = [
+        ProjectionRunner(p, search, app.recorder, app.mapper) if isinstance(p, SearchProjection)
+        else ProjectionRunner(p, store, app.recorder, app.mapper, cache=cache)
+        for p in follow
+    ]
+    projector: Projector | KafkaProjector = Projector(runners, poll_interval=settings.projector_poll_seconds)
+    relay: KafkaRelay | None = None
+    kafka_check: KafkaCheck | None = None
+    if kafka:
+        from infra.kafka_consumer import KafkaProjectionConsumer, KafkaProjector
+        from infra.kafka_relay import KafkaCheck, KafkaRelay
+
+        consumers = [
+            KafkaProjectionConsumer(p, store, app.mapper, kafka, topic=settings.kafka_topic,
+                                    partitions=settings.kafka_partitions, group_prefix=settings.kafka_group_prefix,
+                                    cache=cache)
+            for p in run if p in projections
+        ]
+        projector = KafkaProjector(consumers, followers=projector if runners else None)
+        relay = KafkaRelay(app.recorder, store, kafka, mapper=app.mapper, topic=settings.kafka_topic,
+                           partitions=settings.kafka_partitions, poll_interval=settings.projector_poll_seconds)
+        app.on_saved(relay.wake)
+        kafka_check = KafkaCheck(kafka)
     app.on_saved(projector.wake)
     history = StoredEventHistory(app)
     return TaskFlowSystem(
@@ -144,8 +190,31 @@ def build_system(settings: Settings) -> TaskFlowSystem:
             per_user=settings.rate_limit_per_minute,
             anonymous=settings.rate_limit_anonymous_per_minute,
         ),
-        checks={"eventStore": history.ping, "readModels": store.ping, "state": state.ping},
+        checks={"eventStore": _quick_postgres_ping(settings.database_url) if settings.database_url else history.ping, "readModels": store.ping, "state": state.ping,
+                **({"search": search.ping} if settings.elasticsearch_url else {})},
+        search=search,
+        relay=relay,
+        kafka_check=kafka_check,
     )
+
+
+def _select(projections: list[Projection], names: Sequence[str] | None) -> list[Projection]:
+    if names is None:
+        return projections
+    known = {p.name: p for p in projections}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown projection {', '.join(unknown)}; known: {', '.join(known)}")
+    return [known[n] for n in dict.fromkeys(names)]
+
+
+def _search_store(settings: Settings, store: ReadModelStore) -> SearchStore:
+    """Elasticsearch when configured; else full-text search in the read-model database."""
+    if settings.elasticsearch_url:
+        return ElasticsearchSearchStore(settings.elasticsearch_url, alias=settings.elasticsearch_index_prefix)
+    if isinstance(store, PostgresReadModelStore):
+        return PostgresSearchStore(store.pool)
+    return SQLiteSearchStore(settings.data_dir / "readmodels.db")
 
 
 def build_http_app(
@@ -156,10 +225,14 @@ def build_http_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if run_projector:
+            if system.relay is not None:
+                system.relay.start()
             system.projector.start()
         yield
         if run_projector:
             system.projector.stop()
+            if system.relay is not None:
+                system.relay.stop()
 
     parts = " and ".join(p for p, on in (("write", write), ("read", read)) if on)
     app = FastAPI(
@@ -184,23 +257,33 @@ def build_http_app(
             history=system.history,
             wait_default_ms=system.settings.consistency_wait_default_ms,
             wait_max_ms=system.settings.consistency_wait_max_ms,
+            search=system.search,
         )
         app.include_router(read_router())
+    if run_projector and system.kafka_check is not None:
+        system.checks.setdefault("kafka", system.kafka_check)
     _add_operations(app, system)
     return app
 
 
+def _quick_postgres_ping(url: str) -> Callable[[], None]:
+    """A readiness probe that answers within seconds (the event store's own calls retry for long)."""
+
+    def ping() -> None:
+        with psycopg.connect(url, connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+
+    return ping
+
+
 def _identify_with(tokens: TokenService) -> Callable[[str], str | None]:
-    """The user a request's bearer token verifiably belongs to, or None."""
+    """The user a request's bearer token is signed for, or None."""
 
     def identify(authorization: str) -> str | None:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        try:
-            return str(tokens.verify_access(token.strip()).user_id)
-        except TaskFlowError:
-            return None
+        return tokens.subject(token.strip())
 
     return identify
 

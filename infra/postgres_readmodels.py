@@ -13,7 +13,14 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from infra.sql_readmodels import POSTGRES, SqlTransaction, create_table_sql, find_rows, query_rows
+from infra.sql_readmodels import (
+    PARTITIONS_DDL,
+    POSTGRES,
+    SqlTransaction,
+    create_table_sql,
+    find_rows,
+    query_rows,
+)
 from projections.schema import Table
 from projections.store import ListQuery, ListResult, Row
 
@@ -32,19 +39,22 @@ def _executor(conn: psycopg.Connection[Any]):
 
 
 class PostgresReadModelStore:
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 10.0):
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 2.0):
         self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
-            kwargs={"row_factory": dict_row},
+            kwargs={"row_factory": dict_row, "connect_timeout": 2},
+            # A connection that died with its server is found on checkout, not mid-request.
+            check=ConnectionPool.check_connection,
             open=True,
             name="taskflow-readmodels",
         )
         with self.pool.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(b"projection_tracking"),))
             conn.execute(TRACKING_DDL)
+            conn.execute(PARTITIONS_DDL)
 
     def ensure_tables(self, projection: str, version: int, tables: Sequence[Table]) -> None:
         """Create the projection's tables; if its version changed, drop them and start over.
@@ -57,6 +67,7 @@ class PostgresReadModelStore:
                 for table in tables:
                     conn.execute(f"DROP TABLE IF EXISTS {table.name}")
                 conn.execute("DELETE FROM projection_tracking WHERE name = %s", (projection,))
+                conn.execute("DELETE FROM projection_partitions WHERE projection = %s", (projection,))
                 row = None
             for table in tables:
                 for statement in create_table_sql(POSTGRES, table):

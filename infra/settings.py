@@ -23,7 +23,16 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
     elasticsearch_url: str | None = Field(default=None, alias="ELASTICSEARCH_URL")
+    # The search index alias; each projection version gets its own index, ``<prefix>-v<version>``.
+    elasticsearch_index_prefix: str = Field(
+        default="taskflow-search", alias="ELASTICSEARCH_INDEX_PREFIX", pattern=r"^[a-z0-9][a-z0-9_.-]{0,200}$"
+    )
     kafka_bootstrap_servers: str | None = Field(default=None, alias="KAFKA_BOOTSTRAP_SERVERS")
+    # The topic the relay publishes every event to (created with this many partitions if missing),
+    # and the prefix of each projection's consumer group.
+    kafka_topic: str = Field(default="taskflow.events", alias="KAFKA_TOPIC")
+    kafka_partitions: int = Field(default=6, alias="KAFKA_PARTITIONS", ge=1)
+    kafka_group_prefix: str = Field(default="taskflow-projection-", alias="KAFKA_GROUP_PREFIX")
 
     jwt_issuer: str = Field(default="taskflow", alias="JWT_ISSUER")
     jwt_audience: str = Field(default="taskflow-api", alias="JWT_AUDIENCE")
@@ -41,6 +50,8 @@ class Settings(BaseSettings):
     consistency_wait_max_ms: int = Field(default=10000, alias="CONSISTENCY_WAIT_MAX_MS")
     projector_poll_seconds: float = Field(default=1.0, alias="PROJECTOR_POLL_SECONDS")
     max_body_bytes: int = Field(default=1_000_000, alias="MAX_BODY_BYTES")
+    # Commands arriving together are appended in one transaction, up to this many (1: off).
+    group_commit_max_batch: int = Field(default=200, alias="GROUP_COMMIT_MAX_BATCH", ge=1)
     # Requests per minute per user and route; anonymous requests count per client address.
     # 0 switches a limit off.
     rate_limit_per_minute: int = Field(default=1200, alias="RATE_LIMIT_PER_MINUTE", ge=0)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from projections.schema import Column, Table
-from projections.store import Filter, ListQuery, ListResult, Row, Sort
+from projections.store import Filter, ListQuery, ListResult, PartitionPosition, Row, Sort
 
 _COMPARE = {"eq": "=", "ne": "<>", "gt": ">", "lt": "<", "gte": ">=", "lte": "<="}
 
@@ -49,6 +49,15 @@ POSTGRES = PostgresDialect(
         "text": "TEXT", "uuid": "TEXT", "instant": "TEXT", "date": "TEXT",
         "int": "BIGINT", "float": "DOUBLE PRECISION", "bool": "BOOLEAN", "json": "JSONB",
     },
+)
+
+
+# Where each projection fed by a partitioned feed (Kafka) stands in each partition; written in the
+# same transaction as the projection's rows (see SqlTransaction.track_partitions).
+PARTITIONS_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_partitions ("
+    "projection TEXT NOT NULL, feed TEXT NOT NULL, partition_id INTEGER NOT NULL, "
+    "next_offset BIGINT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (projection, feed, partition_id))"
 )
 
 
@@ -255,6 +264,27 @@ class SqlTransaction:
         if position < self.position:
             raise ValueError(f"{self.projection}: position may not go back ({position} < {self.position})")
         self.new_position = position
+
+    def partitions(self, feed: str) -> dict[int, PartitionPosition]:
+        p = self.dialect.placeholder
+        rows = self._execute(
+            f"SELECT partition_id, next_offset, position FROM projection_partitions "
+            f"WHERE projection = {p} AND feed = {p}",
+            [self.projection, feed],
+        )
+        return {int(r["partition_id"]): PartitionPosition(int(r["next_offset"]), int(r["position"])) for r in rows}
+
+    def track_partitions(self, feed: str, positions: Mapping[int, PartitionPosition]) -> None:
+        if not positions:
+            return
+        p = self.dialect.placeholder
+        rows = ", ".join([f"({p}, {p}, {p}, {p}, {p})"] * len(positions))
+        self._execute(
+            f"INSERT INTO projection_partitions (projection, feed, partition_id, next_offset, position) "
+            f"VALUES {rows} ON CONFLICT (projection, feed, partition_id) "
+            f"DO UPDATE SET next_offset = excluded.next_offset, position = excluded.position",
+            [v for partition, at in positions.items() for v in (self.projection, feed, partition, at.offset, at.position)],
+        )
 
 
 def find_rows(execute: Execute, dialect: Dialect, table: Table, where: Mapping[str, Any]) -> list[Row]:

@@ -10,7 +10,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from infra.sql_readmodels import SQLITE, SqlTransaction, create_table_sql, find_rows, query_rows
+from infra.sql_readmodels import (
+    PARTITIONS_DDL,
+    SQLITE,
+    SqlTransaction,
+    create_table_sql,
+    find_rows,
+    query_rows,
+)
 from projections.schema import Table
 from projections.store import ListQuery, ListResult, Row
 
@@ -54,6 +61,7 @@ class SQLiteReadModelStore:
         self._write_lock = threading.Lock()
         self._writer = _connect(self.path)
         self._writer.execute(TRACKING_DDL)
+        self._writer.execute(PARTITIONS_DDL)
         self._local = threading.local()
 
     def _reader(self) -> sqlite3.Connection:
@@ -71,6 +79,7 @@ class SQLiteReadModelStore:
                 for table in tables:
                     conn.execute(f"DROP TABLE IF EXISTS {table.name}")
                 conn.execute("DELETE FROM projection_tracking WHERE name = ?", (projection,))
+                conn.execute("DELETE FROM projection_partitions WHERE projection = ?", (projection,))
                 row = None
             for table in tables:
                 for statement in create_table_sql(SQLITE, table):

@@ -34,6 +34,23 @@ class ProjectionTransaction(Protocol):
 
 
 @dataclass(frozen=True)
+class PartitionPosition:
+    """How far a projection has read one partition of a partitioned event feed (a Kafka topic)."""
+
+    offset: int  # the next offset to read
+    position: int  # every event of this partition at or below this event-store position is applied
+
+
+class PartitionedTransaction(ProjectionTransaction, Protocol):
+    """A projection transaction that also records, in the same commit, where the projection
+    stands in each partition of a feed: a crash then never applies an event twice nor skips one."""
+
+    def partitions(self, feed: str) -> dict[int, PartitionPosition]: ...
+
+    def track_partitions(self, feed: str, positions: Mapping[int, PartitionPosition]) -> None: ...
+
+
+@dataclass(frozen=True)
 class Filter:
     column: str
     op: Operator
@@ -88,3 +105,9 @@ class ReadModelStore(ReadModelReader, Protocol):
     def transaction(self, projection: str) -> AbstractContextManager[ProjectionTransaction]: ...
 
     def close(self) -> None: ...
+
+
+class PartitionedReadModelStore(ReadModelStore, Protocol):
+    """A store whose transactions track partitions too (what a Kafka-fed projection needs)."""
+
+    def transaction(self, projection: str) -> AbstractContextManager[PartitionedTransaction]: ...

@@ -67,4 +67,4 @@ def consistent(*projections: str) -> Callable[..., Coroutine[Any, Any, int]]:
 
 
 def _applied(services: ReadServices, projections: tuple[str, ...]) -> int:
-    return min(services.store.position(name) for name in projections)
+    return min(services.position(name) for name in projections)

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 
 from domain.errors import Unauthenticated
 from domain.identity import Principal
+from projections.search import SearchProjection, SearchQuery, SearchResult
 from projections.store import ReadModelReader
 
 
@@ -23,6 +24,13 @@ class EventHistory(Protocol):
         """(position, domain event) for each event of the aggregate, in version order."""
 
 
+class SearchIndex(Protocol):
+    def search(self, query: SearchQuery) -> SearchResult: ...
+
+    def position(self, projection: str) -> int:
+        """The position the search projection has applied (its store keeps it)."""
+
+
 @dataclass
 class ReadServices:
     store: ReadModelReader
@@ -30,6 +38,13 @@ class ReadServices:
     history: EventHistory
     wait_default_ms: int = 2000
     wait_max_ms: int = 10000
+    search: SearchIndex | None = None
+
+    def position(self, projection: str) -> int:
+        """What a projection has applied, asked of the store that holds it."""
+        if projection == SearchProjection.name and self.search is not None:
+            return self.search.position(projection)
+        return self.store.position(projection)
 
 
 def get_services(request: Request) -> ReadServices:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,16 +34,32 @@ def embedded_settings(data_dir: Path, **overrides: object) -> Settings:
     return Settings(**values)
 
 
+@contextmanager
+def fresh_elasticsearch_prefix() -> Iterator[str]:
+    """A search index prefix of the test's own on the test Elasticsearch node; its indices are
+    deleted afterwards."""
+    from elasticsearch import Elasticsearch
+
+    prefix = f"taskflow-test-{uuid.uuid4().hex[:12]}"
+    try:
+        yield prefix
+    finally:
+        with Elasticsearch(service_url("ELASTICSEARCH_URL")) as es:
+            es.indices.delete(index=f"{prefix}*", ignore_unavailable=True, allow_no_indices=True)
+
+
 @pytest.fixture(params=["embedded", "production"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     """Every test using a TaskFlow system runs on the embedded default and on the production
-    backends (real PostgreSQL and Redis servers)."""
+    backends (real PostgreSQL, Redis and Elasticsearch servers)."""
     if request.param == "embedded":
         yield embedded_settings(tmp_path / "data")
         return
-    with fresh_postgres_database() as url:
+    with fresh_postgres_database() as url, fresh_elasticsearch_prefix() as index_prefix:
         yield embedded_settings(tmp_path / "data", database_url=url, redis_url=service_url("REDIS_URL"),
-                                redis_prefix=f"test-{uuid.uuid4().hex[:12]}:")
+                                redis_prefix=f"test-{uuid.uuid4().hex[:12]}:",
+                                elasticsearch_url=service_url("ELASTICSEARCH_URL"),
+                                elasticsearch_index_prefix=index_prefix)
 
 
 @pytest.fixture

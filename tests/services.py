@@ -39,8 +39,25 @@ def fresh_postgres_database() -> Iterator[str]:
     try:
         yield urlunsplit(parts._replace(path=f"/{name}"))
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _drop_database(admin_url, name)
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    import time
+
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for attempt in range(50):
+            try:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                return
+            except psycopg.errors.InsufficientPrivilege:
+                # An autovacuum worker is in the database: PostgreSQL 15 lets only a superuser (or
+                # pg_signal_backend) end it, so wait for it to finish.
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
 
 
 class PrivatePostgres:

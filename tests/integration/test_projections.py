@@ -48,7 +48,7 @@ def test_every_projection_reaches_the_head_and_matches_an_independent_rebuild(sy
     head = generate_history(system.app)
     catch_up(system)
     for runner in system.projector.runners:
-        assert system.store.position(runner.name) == head
+        assert runner.store.position(runner.name) == head
     assert dump(system.store) == reference(system, tmp_path / "ref.db")
     assert len(dump(system.store)["tasks"]) == 30
 
@@ -59,7 +59,7 @@ def test_applying_every_event_a_second_time_changes_no_row(system):
     before = dump(system.store)
     notifications = system.app.recorder.select_notifications(start=1, limit=10_000)
     for runner in system.projector.runners:
-        with system.store.transaction(runner.name) as tx:
+        with runner.store.transaction(runner.name) as tx:
             for n in notifications:
                 runner.projection.process(system.app.mapper.to_domain_event(n), tx, n.id)
     assert dump(system.store) == before

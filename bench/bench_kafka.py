@@ -1,0 +1,307 @@
+"""Event distribution through Kafka on the real broker and PostgreSQL, beside same-run baselines:
+
+- relay events/s over a generated history (~20,000 events), beside a bare kafka-python producer
+  sending the same keys and payloads (acks=all, idempotent, no transactions, no database);
+- projection events/s through Kafka (one projection; all five in one process), beside the same
+  projections following the event log;
+- end-to-end lag from a command's response to its visibility in the read API (the
+  X-Projection-Position a read of the tasks list reports, sampled every 10 ms) at 100 and 300
+  commands/s against `taskflow serve` on the production backends, with Kafka (relay and consumers
+  in the server's process) and with the log-following projector.
+
+    eval "$(scripts/services env)"
+    .venv/bin/python -m bench.bench_kafka [--events 20000] [--rates 100,300] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psycopg
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient
+
+from bench.common import free_port, report, server
+from infra.composition import build_system
+from infra.kafka_consumer import KafkaProjectionConsumer
+from infra.kafka_relay import encode_event, ensure_topic
+from infra.postgres_readmodels import PostgresReadModelStore
+from infra.projector import ProjectionRunner, Projector
+from infra.settings import Settings
+from projections.registry import all_projections
+from tests.integration.history import generate_history
+
+PASSWORD = "benchmark-password"
+
+
+@contextmanager
+def database(admin_url: str) -> Iterator[str]:
+    name = f"taskflow_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def history(app: Any, events: int) -> int:
+    """About ``events`` events, written by four concurrent writers (each its own users)."""
+    per_writer = events // 4
+    tasks = per_writer // 6
+    writers = [
+        threading.Thread(target=generate_history, args=(app,),
+                         kwargs={"seed": seed, "users": 5, "projects": 3, "tasks": tasks,
+                                 "changes": per_writer - tasks - 30})
+        for seed in range(1, 5)
+    ]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join()
+    return app.head_position()
+
+
+def bare_producer_rate(kafka: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> float:
+    ensure_topic(kafka, topic, 6)
+    producer = KafkaProducer(bootstrap_servers=kafka, acks="all", enable_idempotence=True, linger_ms=2)
+    producer.partitions_for(topic)
+    started = time.perf_counter()
+    for key, value in payloads:
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    elapsed = time.perf_counter() - started
+    producer.close()
+    return len(payloads) / elapsed
+
+
+def bare_consumer_rate(kafka: str, topic: str) -> float:
+    consumer = KafkaConsumer(bootstrap_servers=kafka, isolation_level="read_committed", enable_auto_commit=False,
+                             max_poll_records=500)
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    end = consumer.end_offsets(partitions)
+    count = 0
+    started = time.perf_counter()
+    while any(consumer.position(tp) < end[tp] for tp in partitions):
+        for records in consumer.poll(timeout_ms=200).values():
+            count += len(records)
+    elapsed = time.perf_counter() - started
+    consumer.close(autocommit=False)
+    return count / elapsed
+
+
+def run_until(consumers: list[KafkaProjectionConsumer], head: int) -> float:
+    """Seconds until every consumer (each in its own thread) has applied ``head``."""
+    started = time.perf_counter()
+    for c in consumers:
+        c.start()
+    while any(c.store.position(c.name) < head for c in consumers):
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - started
+    for c in consumers:
+        c.stop()
+    return elapsed
+
+
+def follow_log(runners: list[ProjectionRunner]) -> float:
+    """Seconds for the in-process projector to take these runners to the head."""
+    projector = Projector(runners)
+    started = time.perf_counter()
+    while projector.run_once():
+        pass
+    return time.perf_counter() - started
+
+
+def delete_topics(kafka: str, topics: list[str]) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=kafka)
+    try:
+        admin.delete_topics(topics)
+    finally:
+        admin.close()
+
+
+def throughput(admin_url: str, kafka: str, events: int) -> list[dict[str, Any]]:
+    topic = f"taskflow-bench-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as tmp, database(admin_url) as events_db:
+        settings = Settings(TASKFLOW_DATA_DIR=Path(tmp), DATABASE_URL=events_db, KAFKA_BOOTSTRAP_SERVERS=kafka,
+                            KAFKA_TOPIC=topic, KAFKA_GROUP_PREFIX=f"{topic}-", ARGON2_TIME_COST=1,
+                            ARGON2_MEMORY_KIB=64, REDIS_URL=None, ELASTICSEARCH_URL=None)
+        system = build_system(settings, projection_names=[])
+        try:
+            started = time.perf_counter()
+            head = history(system.app, events)
+            print(f"history: {head} events in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+            notifications = system.app.recorder.select_notifications(start=1, limit=head + 1)
+            bare_produce = bare_producer_rate(
+                kafka, f"{topic}-bare", [(str(n.originator_id).encode(), encode_event(n)) for n in notifications]
+            )
+            assert system.relay is not None
+            started = time.perf_counter()
+            system.relay.catch_up()
+            relay = head / (time.perf_counter() - started)
+            bare_consume = bare_consumer_rate(kafka, topic)
+
+            # Each measurement writes its read models into a database of its own.
+            recorder, mapper = system.app.recorder, system.app.mapper
+            tasks = next(p for p in all_projections() if p.name == "tasks")
+            with database(admin_url) as one, database(admin_url) as five:
+                store_one, store_five = PostgresReadModelStore(one), PostgresReadModelStore(five, max_size=10)
+                tasks_kafka = head / run_until(
+                    [KafkaProjectionConsumer(tasks, store_one, mapper, kafka, topic=topic,
+                                             group_prefix=f"{topic}-one-")], head)
+                all_kafka = head / run_until(
+                    [KafkaProjectionConsumer(p, store_five, mapper, kafka, topic=topic, group_prefix=f"{topic}-five-")
+                     for p in all_projections()], head)
+                store_one.close()
+                store_five.close()
+            with database(admin_url) as one, database(admin_url) as five:
+                store_one, store_five = PostgresReadModelStore(one), PostgresReadModelStore(five)
+                tasks_log = head / follow_log([ProjectionRunner(tasks, store_one, recorder, mapper)])
+                all_log = head / follow_log([ProjectionRunner(p, store_five, recorder, mapper)
+                                             for p in all_projections()])
+                store_one.close()
+                store_five.close()
+        finally:
+            system.close()
+            delete_topics(kafka, [topic, f"{topic}-bare"])
+    return [
+        {"figure": f"relay events/s ({head} events)", "value": relay, "unit": "events/s",
+         "baseline": bare_produce, "baseline_name": "bare producer, same payloads"},
+        {"figure": "tasks projection via Kafka events/s", "value": tasks_kafka, "unit": "events/s",
+         "baseline": tasks_log, "baseline_name": "tasks following the log"},
+        {"figure": "5 projections via Kafka events/s (each)", "value": all_kafka, "unit": "events/s",
+         "baseline": all_log, "baseline_name": "5 following the log, 1 thread"},
+        {"figure": "bare consumer reading the topic", "value": bare_consume, "unit": "records/s",
+         "baseline": bare_produce, "baseline_name": "bare producer"},
+    ]
+
+
+def lag(admin_url: str, kafka: str | None, redis_url: str | None, rate: float, seconds: float) -> dict[str, float]:
+    """Lag from each create-task response to the read API reporting its position, at ``rate``
+    commands/s against `taskflow serve` (with Kafka when ``kafka`` is given)."""
+    unique = f"taskflow-bench-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as tmp, database(admin_url) as db:
+        port = free_port()
+        env = {"TASKFLOW_DATA_DIR": tmp, "DATABASE_URL": db, "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "64",
+               "RATE_LIMIT_PER_MINUTE": "0", "LOG_LEVEL": "WARNING", "ELASTICSEARCH_URL": "",
+               "REDIS_URL": redis_url or "", "REDIS_PREFIX": f"{unique}:",
+               "KAFKA_BOOTSTRAP_SERVERS": kafka or "", "KAFKA_TOPIC": unique, "KAFKA_GROUP_PREFIX": f"{unique}-"}
+        try:
+            with server([sys.executable, "-m", "infra.cli", "serve", "--port", str(port)], port, env) as base:
+                return _drive(base, rate, seconds)
+        finally:
+            if kafka:
+                delete_topics(kafka, [unique])
+
+
+def _drive(base: str, rate: float, seconds: float) -> dict[str, float]:
+    email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+    httpx.post(f"{base}/api/v1/users", json={"email": email, "password": PASSWORD, "name": "Bench"}).raise_for_status()
+    token = httpx.post(f"{base}/api/v1/auth/login", json={"email": email, "password": PASSWORD}).json()
+    auth = {"Authorization": f"Bearer {token['data']['accessToken']}"}
+    project = httpx.post(f"{base}/api/v1/projects", json={"name": "Bench"}, headers=auth).json()
+    watch = f"/api/v1/projects/{project['data']['id']}/tasks?perPage=1"
+    # The first read waits for the consumer groups to form (with Kafka).
+    httpx.get(f"{base}{watch}", headers={**auth, "X-Consistency-Position": str(project["meta"]["position"]),
+                                         "X-Consistency-Timeout-Ms": "10000"}, timeout=30).raise_for_status()
+
+    total = int(rate * seconds)
+    counter = iter(range(total))
+    responses: list[tuple[float, int]] = []
+    samples: list[tuple[float, int]] = []
+    errors = [0]
+    lock = threading.Lock()
+    loading = threading.Event()
+    loading.set()
+    started = time.perf_counter() + 0.2
+
+    def command() -> None:
+        with httpx.Client(base_url=base, timeout=30, headers=auth) as client:
+            for i in counter:
+                time.sleep(max(0.0, started + i / rate - time.perf_counter()))
+                r = client.post(f"/api/v1/projects/{project['data']['id']}/tasks", json={"title": f"task {i}"})
+                done = time.perf_counter()
+                with lock:
+                    if r.status_code == 201:
+                        responses.append((done, r.json()["meta"]["position"]))
+                    else:
+                        errors[0] += 1
+
+    def monitor() -> None:
+        with httpx.Client(base_url=base, timeout=30, headers=auth) as client:
+            while loading.is_set() or (responses and samples[-1][1] < max(p for _, p in responses)):
+                r = client.get(watch)
+                samples.append((time.perf_counter(), int(r.headers["X-Projection-Position"])))
+                time.sleep(0.01)  # ~100 reads/s: enough resolution, little added load
+
+    watcher = threading.Thread(target=monitor)
+    watcher.start()
+    workers = [threading.Thread(target=command) for _ in range(32)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - started
+    loading.clear()
+    watcher.join(timeout=60)
+
+    lags = []
+    for done, position in responses:
+        seen = next((t for t, p in samples if t >= done and p >= position), None)
+        if seen is not None:
+            lags.append((seen - done) * 1000)
+    lags.sort()
+    return {
+        "rate": len(responses) / elapsed,
+        "errors": errors[0],
+        "p50_ms": statistics.median(lags),
+        "p99_ms": lags[max(0, int(len(lags) * 0.99) - 1)],
+        "measured": len(lags),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rates", default="100,300", help="command rates (per second) to measure the lag at")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    admin_url = os.environ.get("DATABASE_URL")
+    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not admin_url or not kafka:
+        sys.exit('needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS: eval "$(scripts/services env)" first')
+    redis_url = os.environ.get("REDIS_URL") or None
+
+    figures = throughput(admin_url, kafka, args.events)
+    for rate in (float(r) for r in args.rates.split(",")):
+        through_kafka = lag(admin_url, kafka, redis_url, rate, args.seconds)
+        following_log = lag(admin_url, None, redis_url, rate, args.seconds)
+        print(f"@{rate:.0f}/s: commands/s achieved {through_kafka['rate']:.0f} with Kafka, "
+              f"{following_log['rate']:.0f} following the log; errors {through_kafka['errors']}/"
+              f"{following_log['errors']}", file=sys.stderr)
+        for quantile in ("p50_ms", "p99_ms"):
+            figures.append({
+                "figure": f"command→read lag {quantile[:3]} via Kafka @{rate:.0f}/s", "value": through_kafka[quantile],
+                "unit": "ms", "baseline": following_log[quantile], "baseline_name": "log-following projector",
+            })
+    report("kafka", figures)
+
+
+if __name__ == "__main__":
+    main()

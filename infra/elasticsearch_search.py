@@ -1,0 +1,284 @@
+"""Search in Elasticsearch (production, ELASTICSEARCH_URL).
+
+Idempotent writes: every document is indexed with ``version=<aggregate version>`` and
+``version_type=external``, so Elasticsearch refuses (409, ignored) any write not newer than what
+it holds: re-applying events, as at-least-once delivery does, changes nothing. A batch's writes go
+in one bulk request (refreshed, so a search sees them once the position says so); then the
+projection's position is written as a tracking document in the same index, itself versioned by
+the position so it never moves back. A crash between the two re-applies the batch, harmlessly.
+
+A change to a document is merged into the stored one (a realtime GET, or what this batch already
+wrote) and indexed whole with the new version. Reads go through an alias (``<prefix>``) to the
+index of the projection's version (``<prefix>-v<version>``), so a rebuild can swap it atomically.
+Typo tolerance: each query term matches with up to one edit (``fuzziness: AUTO:3,100``, the
+same rule as the SQL stores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from elasticsearch import BadRequestError, ConflictError, Elasticsearch, NotFoundError, helpers
+
+from infra.search_text import empty_facets, ordered_facets, query_terms
+from projections.schema import Table
+from projections.search import (
+    FACETS,
+    SEARCHED_FIELDS,
+    DocumentChange,
+    DocumentType,
+    SearchDocument,
+    SearchHit,
+    SearchQuery,
+    SearchResult,
+)
+
+_KEYWORD = {"type": "keyword"}
+_TEXT_WITH_KEYWORD = {"type": "text", "analyzer": "standard",
+                      "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
+MAPPINGS: dict[str, Any] = {
+    "dynamic": "strict",
+    "properties": {
+        "type": _KEYWORD, "id": _KEYWORD, "projectId": _KEYWORD, "taskId": _KEYWORD,
+        "authorId": _KEYWORD, "ownerId": _KEYWORD, "createdBy": _KEYWORD,
+        "title": _TEXT_WITH_KEYWORD, "name": _TEXT_WITH_KEYWORD, "key": _TEXT_WITH_KEYWORD,
+        "description": {"type": "text", "analyzer": "standard"},
+        "body": {"type": "text", "analyzer": "standard"},
+        "status": _KEYWORD, "priority": _KEYWORD, "assigneeIds": _KEYWORD,
+        "labels": {"type": "keyword", "fields": {"text": {"type": "text", "analyzer": "standard"}}},
+        "dueDate": {"type": "date", "format": "strict_date"},
+        "archived": {"type": "boolean"},
+        "createdAt": {"type": "date"}, "updatedAt": {"type": "date"},
+        "version": {"type": "long"},
+        # Bookkeeping: tombstones, documents of a deleted task or project, the tracking document.
+        "deleted": {"type": "boolean"}, "hidden": {"type": "boolean"}, "position": {"type": "long"},
+    },
+}
+SETTINGS = {"number_of_shards": 1, "auto_expand_replicas": "0-1"}
+_INTERNAL = ("type", "deleted", "hidden")
+_TRACKING = "tracking"
+# labels are searched through their analysed sub-field.
+_SEARCHED = [f"{'labels.text' if name == 'labels' else name}^{weight:g}" for name, weight in SEARCHED_FIELDS.items()]
+_HIGHLIGHT = {
+    "pre_tags": ["<mark>"], "post_tags": ["</mark>"], "encoder": "html",
+    "fields": {
+        "title": {"number_of_fragments": 0}, "name": {"number_of_fragments": 0},
+        "description": {"fragment_size": 150, "number_of_fragments": 3},
+        "body": {"fragment_size": 150, "number_of_fragments": 3},
+    },
+}
+MAX_FACET_VALUES = 1000
+
+
+class SearchWriteFailed(Exception):
+    pass
+
+
+@dataclass
+class _Stored:
+    version: int
+    source: dict[str, Any]
+    # Read from Elasticsearch (or newer than what it holds), not only assumed from this batch.
+    checked: bool = False
+
+
+def _tracking_id(projection: str) -> str:
+    return f"{_TRACKING}.{projection}"
+
+
+def _source(type: str, fields: Mapping[str, Any], version: int, *, deleted: bool, hidden: bool) -> dict[str, Any]:
+    return {**fields, "type": type, "version": version, "deleted": deleted, "hidden": hidden}
+
+
+def _fields(source: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in source.items() if k not in (*_INTERNAL, "version")}
+
+
+class _Transaction:
+    def __init__(self, store: ElasticsearchSearchStore, projection: str, position: int):
+        self._es = store.es
+        self._index = store.index_name
+        self.projection = projection
+        self.position = position
+        self.new_position: int | None = None
+        self._pending: list[dict[str, Any]] = []
+        self._batch: dict[str, _Stored] = {}
+
+    def put(self, document: SearchDocument) -> None:
+        known = self._batch.get(document.id)
+        if known is None or known.version < document.version:
+            source = _source(document.type, document.fields, document.version, deleted=False, hidden=False)
+            self._write(document.id, document.version, source, checked=False)
+
+    def change(self, type: DocumentType, id: str, version: int, change: DocumentChange) -> None:
+        current = self._current(id)
+        if current is None or current.source.get("deleted") or current.version >= version:
+            return
+        fields = change.applied_to(_fields(current.source))
+        self._write(id, version, _source(type, fields, version, deleted=False, hidden=current.source["hidden"]))
+
+    def remove(self, type: DocumentType, id: str, version: int) -> None:
+        current = self._current(id)
+        if current is not None and current.version >= version:
+            return
+        project_id = current.source.get("projectId") if current else None
+        hidden = current.source["hidden"] if current else False
+        tombstone = _source(type, {"id": id, "projectId": project_id}, version, deleted=True, hidden=hidden)
+        self._write(id, version, tombstone)
+
+    def hide_where(self, field: str, value: str) -> None:
+        self.flush()
+        query = {"query": {"bool": {"filter": [{"term": {field: value}}, {"term": {"hidden": False}}]}},
+                 "version": True}
+        for hit in helpers.scan(self._es, index=self._index, query=query):
+            self._pending += [
+                {"index": {"_index": self._index, "_id": hit["_id"], "version": hit["_version"],
+                           "version_type": "external_gte"}},
+                {**hit["_source"], "hidden": True},
+            ]
+        self.flush()
+
+    def advance(self, position: int) -> None:
+        if position < self.position:
+            raise ValueError(f"{self.projection}: position may not go back ({position} < {self.position})")
+        self.new_position = position
+
+    def flush(self) -> None:
+        """Send the pending writes in one bulk request; writes refused as not newer are ignored."""
+        if self._pending:
+            response = self._es.bulk(operations=self._pending, refresh=True)
+            if response["errors"]:
+                failures = [item for entry in response["items"] for item in entry.values()
+                            if item.get("status", 200) >= 300 and item.get("status") != 409]
+                if failures:
+                    raise SearchWriteFailed(f"{len(failures)} search writes failed, first: {failures[0]}")
+            self._pending = []
+        # What this batch wrote may have been refused, or changed since (hide_where): read again.
+        self._batch.clear()
+
+    def _current(self, id: str) -> _Stored | None:
+        known = self._batch.get(id)
+        if known is not None and known.checked:
+            return known
+        try:
+            found = self._es.get(index=self._index, id=id, realtime=True)
+            stored: _Stored | None = _Stored(found["_version"], found["_source"], checked=True)
+        except NotFoundError:
+            stored = None
+        # This batch's own write is only newer if Elasticsearch does not already hold that version.
+        if known is not None and (stored is None or known.version > stored.version):
+            known.checked = True
+            return known
+        if stored is not None:
+            self._batch[id] = stored
+        return stored
+
+    def _write(self, id: str, version: int, source: dict[str, Any], *, checked: bool = True) -> None:
+        self._pending += [
+            {"index": {"_index": self._index, "_id": id, "version": version, "version_type": "external"}},
+            source,
+        ]
+        self._batch[id] = _Stored(version, source, checked)
+
+
+class ElasticsearchSearchStore:
+    def __init__(self, url: str, *, alias: str = "taskflow-search"):
+        self.es = Elasticsearch(url, request_timeout=30, max_retries=3, retry_on_timeout=True)
+        self.alias = alias
+        # The index this process writes (set by ensure_tables); reads go through the alias.
+        self.index_name = alias
+
+    def ensure_tables(self, projection: str, version: int, tables: Sequence[Table]) -> None:
+        """Create the index of this projection version if missing, and point the alias at it."""
+        index = f"{self.alias}-v{version}"
+        if not self.es.indices.exists(index=index):
+            try:
+                self.es.indices.create(index=index, settings=SETTINGS, mappings=MAPPINGS)
+            except BadRequestError as error:  # another process created it first
+                if error.error != "resource_already_exists_exception":
+                    raise
+        try:
+            current = set(self.es.indices.get_alias(name=self.alias))
+        except NotFoundError:
+            current = set()
+        if current != {index}:
+            # One atomic swap; then the other version's index goes, as the SQL stores drop their tables.
+            actions: list[dict[str, Any]] = [{"remove_index": {"index": old}} for old in current]
+            actions.append({"add": {"index": index, "alias": self.alias}})
+            self.es.indices.update_aliases(actions=actions)
+        self.index_name = index
+        self.es.cluster.health(index=index, wait_for_status="yellow", timeout="30s")
+
+    @contextmanager
+    def transaction(self, projection: str) -> Iterator[_Transaction]:
+        position = self._position(self.index_name, projection)
+        tx = _Transaction(self, projection, position)
+        yield tx
+        tx.flush()
+        if tx.new_position is not None and tx.new_position > position:
+            try:
+                self.es.index(
+                    index=self.index_name, id=_tracking_id(projection),
+                    document={"type": _TRACKING, "position": tx.new_position},
+                    version=tx.new_position, version_type="external",
+                )
+            except ConflictError:  # another worker already recorded this position or a later one
+                pass
+
+    def _position(self, index: str, projection: str) -> int:
+        try:
+            found = self.es.get(index=index, id=_tracking_id(projection), realtime=True)
+        except NotFoundError:
+            return 0
+        return int(found["_source"]["position"])
+
+    def position(self, projection: str) -> int:
+        return self._position(self.alias, projection)
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        terms = query_terms(query.text, keep_diacritics=True)
+        if not terms:
+            return SearchResult(hits=[], total=0, facets=empty_facets())
+        filters: list[dict[str, Any]] = [
+            {"terms": {"type": list(query.types)}}, {"term": {"deleted": False}}, {"term": {"hidden": False}},
+        ]
+        if query.project_ids is not None:
+            filters.append({"terms": {"projectId": list(query.project_ids)}})
+        filters += [{"terms": {f.field: list(f.values)}} for f in query.filters]
+        must = [
+            {"multi_match": {"query": term, "fields": _SEARCHED, "fuzziness": "AUTO:3,100", "prefix_length": 0}}
+            for term in terms
+        ]
+        response = self.es.search(
+            index=self.alias,
+            query={"bool": {"must": must, "filter": filters}},
+            sort=["_score", {"id": "asc"}],
+            from_=(query.page - 1) * query.per_page,
+            size=query.per_page,
+            track_total_hits=True,
+            highlight=_HIGHLIGHT,
+            aggs={name: {"terms": {"field": field, "size": MAX_FACET_VALUES}} for name, field in FACETS.items()},
+        )
+        hits = [
+            SearchHit(
+                type=hit["_source"]["type"],
+                id=hit["_id"],
+                score=float(hit["_score"] or 0.0),
+                highlights={k: list(v) for k, v in hit.get("highlight", {}).items()},
+                document={**_fields(hit["_source"]), "version": hit["_source"]["version"]},
+            )
+            for hit in response["hits"]["hits"]
+        ]
+        facets = {
+            name: {b["key"]: b["doc_count"] for b in response["aggregations"][name]["buckets"]} for name in FACETS
+        }
+        return SearchResult(hits=hits, total=response["hits"]["total"]["value"], facets=ordered_facets(facets))
+
+    def ping(self) -> None:
+        self.es.info()
+
+    def close(self) -> None:
+        self.es.close()

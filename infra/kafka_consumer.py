@@ -1,0 +1,317 @@
+"""Projection workers fed by Kafka (``taskflow project NAME...`` with KAFKA_BOOTSTRAP_SERVERS set).
+
+Each projection is a consumer group, ``taskflow-projection-<name>``; its workers share the topic's
+partitions and run the same projection code as the log-following projector. A worker applies what
+one poll returned (a batch per partition) in ONE read-model transaction, which also records, for
+each partition, the next offset and the highest position applied (``projection_partitions``):
+
+- on assignment, a worker seeks to the offsets stored there (Kafka's committed offsets, written
+  after commits, at most every second, for monitoring, are only a hint);
+- inside the transaction, records below the stored offset were applied by an earlier batch (of
+  this worker or of the previous owner of the partition: the stores lock the projection's
+  tracking row, so a revoked worker's late batch commits before or after, never beside, the new
+  owner's) and are skipped; so are events at or below the partition's position: the relay
+  published them again after a crash;
+- a watermark W in a partition raises its position to W: everything of that partition up to W
+  came before it.
+
+The position a projection reports (``projection_tracking``, what the read API waits on) is the
+minimum of its partitions' positions: every event up to it has been applied, whichever partition
+it went to. A partition with no row yet stands at that reported position (true by definition),
+so a projection built by the log-following projector carries on from where it was. With the Redis
+row cache, a worker writes the rows it touched through after each commit, as the runner does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import Mapper
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
+
+from infra.kafka_relay import CLIENT_DEFAULTS, DEFAULT_TOPIC, WATERMARK, decode_event, ensure_topic, header
+from infra.projector import ProjectionFailed, ProjectionRunner, Projector, RunnerState
+from infra.redis_cache import RowCache, TouchRecorder
+from projections.base import Projection
+from projections.store import PartitionedReadModelStore, PartitionPosition
+
+log = logging.getLogger("taskflow.projector")
+
+DEFAULT_GROUP_PREFIX = "taskflow-projection-"
+
+
+class _Assignments(ConsumerRebalanceListener):
+    """Pauses newly assigned partitions until the worker has sought them to the stored offsets
+    (no I/O in the callback: kafka-python would only log a failure there)."""
+
+    def __init__(self, worker: KafkaProjectionConsumer):
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        self.worker._unpositioned.difference_update(revoked)
+
+    def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        if assigned:
+            self.worker._consumer_or_fail().pause(*assigned)
+            self.worker._unpositioned.update(assigned)
+
+
+class KafkaProjectionConsumer:
+    """One projection, as one member of its consumer group."""
+
+    def __init__(
+        self,
+        projection: Projection,
+        store: PartitionedReadModelStore,
+        mapper: Mapper[Any],
+        bootstrap_servers: str,
+        *,
+        topic: str = DEFAULT_TOPIC,
+        partitions: int = 6,
+        group_prefix: str = DEFAULT_GROUP_PREFIX,
+        batch_size: int = 500,
+        cache: RowCache | None = None,
+        consumer_config: dict[str, Any] | None = None,
+    ):
+        self.projection = projection
+        self.store = store
+        self.mapper = mapper
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.partitions = partitions
+        self.group = f"{group_prefix}{projection.name}"
+        self.batch_size = batch_size
+        self.cache = cache
+        self.consumer_config = consumer_config or {}
+        self.status = RunnerState()
+        self._topics = {t.encode() for t in projection.topics}
+        self._consumer: KafkaConsumer | None = None
+        self._unpositioned: set[TopicPartition] = set()
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._hinted = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        store.ensure_tables(projection.name, projection.version, projection.tables)
+        if cache is not None:
+            cache.realign(projection.name, projection.tables, store.position(projection.name))
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
+
+    # --- Kafka ------------------------------------------------------------------------------
+    def connect(self) -> KafkaConsumer:
+        if self._consumer is None:
+            ensure_topic(self.bootstrap_servers, self.topic, self.partitions)
+            config: dict[str, Any] = {
+                **CLIENT_DEFAULTS,
+                "client_id": f"taskflow-{self.name}",
+                "group_id": self.group,
+                "enable_auto_commit": False,
+                "isolation_level": "read_committed",  # a relay batch is seen whole, or not at all
+                "auto_offset_reset": "earliest",
+                "allow_auto_create_topics": False,
+                "max_poll_records": self.batch_size,
+                "fetch_max_wait_ms": 100,
+                # Quick failure detection and rebalances (6 s is the broker's default minimum).
+                "session_timeout_ms": 6000,
+                "heartbeat_interval_ms": 1000,
+                "max_poll_interval_ms": 60_000,
+                **self.consumer_config,
+            }
+            consumer = KafkaConsumer(bootstrap_servers=self.bootstrap_servers, **config)
+            # Join the group only once this client sees the topic's partitions: a group formed on
+            # metadata without them assigns nothing until the next metadata refresh (minutes).
+            deadline = time.monotonic() + 30
+            while not consumer.partitions_for_topic(self.topic):
+                if time.monotonic() > deadline:
+                    consumer.close(autocommit=False)
+                    raise TimeoutError(f"topic {self.topic} has no partitions in the broker's metadata")
+                time.sleep(0.1)
+            consumer.subscribe([self.topic], listener=_Assignments(self))
+            self._consumer = consumer
+        return self._consumer
+
+    def _consumer_or_fail(self) -> KafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("not connected")
+        return self._consumer
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._consumer.assignment()) if self._consumer is not None else set()
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            consumer.close(autocommit=False)
+        self._unpositioned.clear()
+
+    def _seek_to_stored(self) -> None:
+        consumer = self._consumer_or_fail()
+        with self.store.transaction(self.name) as tx:
+            stored = tx.partitions(self.topic)
+        for tp in list(self._unpositioned):
+            if tp.partition in stored:
+                consumer.seek(tp, stored[tp.partition].offset)
+            else:
+                consumer.seek_to_beginning(tp)
+        consumer.resume(*self._unpositioned)
+        self._unpositioned.clear()
+
+    # --- one batch --------------------------------------------------------------------------
+    def poll_once(self, timeout_ms: int = 200) -> int:
+        """Poll once and apply what came; returns how many records were read."""
+        consumer = self.connect()
+        if self._unpositioned:
+            self._seek_to_stored()
+        batch = consumer.poll(timeout_ms=timeout_ms)
+        batch = {tp: records for tp, records in batch.items() if records and tp not in self._unpositioned}
+        if not batch:
+            return 0
+        try:
+            self.apply(batch)
+        except BaseException:
+            # Nothing of the batch committed: read it again (after a backoff, if it failed).
+            for tp, records in batch.items():
+                if tp in consumer.assignment():
+                    consumer.seek(tp, records[0].offset)
+            raise
+        return sum(len(records) for records in batch.values())
+
+    def apply(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        applied = 0
+        # The topic's partitions (from metadata; none when unknown, and then nothing new is reported).
+        partitions = set(self._consumer.partitions_for_topic(self.topic) or ()) if self._consumer else set()
+        with self.store.transaction(self.name) as store_tx:
+            tx = TouchRecorder(store_tx) if self.cache is not None else store_tx
+            base = store_tx.position  # every event up to here is applied, in any partition
+            tracked = store_tx.partitions(self.topic)
+            moved: dict[int, PartitionPosition] = {}
+            for tp, records in batch.items():
+                at = tracked.get(tp.partition, PartitionPosition(0, base))
+                offset, position = at.offset, max(at.position, base)
+                for record in records:
+                    if record.offset < offset:
+                        continue  # an earlier batch applied it
+                    offset = record.offset + 1
+                    kind = header(record.headers, "kind")
+                    if kind == WATERMARK:
+                        position = max(position, int(record.value))
+                        continue
+                    event_position = int(header(record.headers, "position") or 0)
+                    if event_position <= position:
+                        continue  # published again by a relay that crashed before recording
+                    if header(record.headers, "type") in self._topics:
+                        try:
+                            event = self.mapper.to_domain_event(decode_event(record.value))
+                            self.projection.process(event, tx, event_position)
+                        except Exception as error:
+                            self.status.failing_position = event_position
+                            raise ProjectionFailed(self.name, event_position, error) from error
+                        applied += 1
+                    position = event_position
+                if (offset, position) != (at.offset, at.position):
+                    tracked[tp.partition] = moved[tp.partition] = PartitionPosition(offset, position)
+            store_tx.track_partitions(self.topic, moved)
+            # Every event up to the lowest partition position is applied, whichever partition it is in.
+            reported = min(max(tracked[p].position, base) if p in tracked else base
+                           for p in partitions | set(tracked)) if partitions else base
+            if reported > base:
+                store_tx.advance(reported)
+            written = tx.final_rows() if isinstance(tx, TouchRecorder) else []
+        if self.cache is not None:
+            self.cache.write_through(self.name, written, reported)
+        self.status.applied_events += applied
+        self.status.state, self.status.last_error, self.status.failing_position = "running", None, None
+        self._commit_hint({TopicPartition(self.topic, p): tracked[p].offset for p in
+                           {tp.partition for tp in batch} if p in tracked})
+
+    def _commit_hint(self, offsets: dict[TopicPartition, int]) -> None:
+        """Kafka's committed offsets follow the database's (at most every second), for lag
+        monitoring with Kafka tools."""
+        self._uncommitted.update(offsets)
+        if self._consumer is None or not self._uncommitted or time.monotonic() - self._hinted < 1.0:
+            return
+        offsets, self._uncommitted, self._hinted = self._uncommitted, {}, time.monotonic()
+        try:
+            self._consumer.commit_async(
+                {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()},
+                callback=lambda _offsets, _response: None,
+            )
+        except Exception:  # a rebalance under way; the next batch commits again
+            log.debug("offset hint not committed", exc_info=True)
+
+    # --- the background loop -----------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"kafka-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        else:
+            self.close()
+        self.status.state = "stopped"
+
+    def _run(self) -> None:
+        backoff = 0.0
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.poll_once()
+                    backoff = 0.0
+                    continue
+                except ProjectionFailed as error:  # a poison event: reported, retried slowly
+                    log.error("projection failed", extra={"projection": self.name, "position": error.position},
+                              exc_info=error)
+                    backoff = min(max(backoff * 2, 0.5), 30.0)
+                    self.status.last_error = repr(error)
+                except Exception as error:  # Kafka or the database unavailable: retry soon
+                    log.warning("projection worker cannot proceed; retrying",
+                                extra={"projection": self.name, "error": repr(error)})
+                    backoff = min(max(backoff * 2, 0.2), 2.0)
+                    self.status.last_error = repr(error)
+                self.status.state = "failing"
+                self._stop.wait(backoff)
+        finally:
+            self.close()
+
+
+class KafkaProjector:
+    """The Kafka-fed projection workers of one process, one thread each (a KafkaConsumer is not
+    thread-safe), with the same surface as the log-following ``Projector``. Projections whose
+    store cannot track partitions (``followers``) keep following the log."""
+
+    def __init__(self, consumers: list[KafkaProjectionConsumer], *, followers: Projector | None = None):
+        self.consumers = consumers
+        self.followers = followers
+        self.runners: list[KafkaProjectionConsumer | ProjectionRunner] = [
+            *consumers, *(followers.runners if followers else [])
+        ]
+
+    def wake(self, position: int | None = None) -> None:
+        if self.followers is not None:
+            self.followers.wake(position)
+
+    def start(self) -> None:
+        for consumer in self.consumers:
+            consumer.start()
+        if self.followers is not None:
+            self.followers.start()
+
+    def stop(self) -> None:
+        for consumer in self.consumers:
+            consumer._stop.set()
+        for consumer in self.consumers:
+            consumer.stop()
+        if self.followers is not None:
+            self.followers.stop()

@@ -1,0 +1,196 @@
+"""Search in SQLite (the embedded default): documents and an FTS5 index in the read-model
+database, written with the projection's position in one transaction.
+
+Typo tolerance: each query term matches itself or any indexed word one edit away. The words one
+edit away are generated (a few hundred per term) and looked up in the FTS5 vocabulary, so the
+MATCH expression names only words that exist: ``("serch" OR "search") AND ...``. Ranked by
+bm25 with per-field weights; highlights from FTS5's ``highlight()`` and ``snippet()``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from infra.search_text import CLOSE, OPEN, empty_facets, fragments, query_terms, typo_variants
+from infra.sql_search import (
+    MATCH_COLUMNS,
+    SqlSearchDialect,
+    SqlSearchTransaction,
+    run_search,
+    row_values,
+    scope_clauses,
+    searched_text,
+)
+from infra.sqlite_readmodels import TRACKING_DDL, _connect, _executor, _write_transaction
+from projections.schema import Table
+from projections.search import HIGHLIGHTED_FIELDS, SEARCHED_FIELDS, SearchQuery, SearchResult
+
+_TEXT_COLUMNS = list(SEARCHED_FIELDS)
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS search_documents ("
+    " doc_key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, project_id TEXT, task_id TEXT,"
+    " status TEXT, priority TEXT, assignee_ids TEXT NOT NULL, labels TEXT NOT NULL,"
+    " version INTEGER NOT NULL, deleted INTEGER NOT NULL, hidden INTEGER NOT NULL, document TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS search_documents_project_id ON search_documents (project_id)",
+    "CREATE INDEX IF NOT EXISTS search_documents_task_id ON search_documents (task_id)",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5({', '.join(_TEXT_COLUMNS)},"
+    " tokenize = 'unicode61 remove_diacritics 2')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS search_vocabulary USING fts5vocab(search_fts, 'row')",
+)
+_DROP = ("DROP TABLE IF EXISTS search_vocabulary", "DROP TABLE IF EXISTS search_fts",
+         "DROP TABLE IF EXISTS search_documents")
+_WEIGHTS = ", ".join(str(w) for w in SEARCHED_FIELDS.values())
+
+
+class _SQLiteDialect(SqlSearchDialect):
+    placeholder = "?"
+
+    def any_of(self, column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
+        return f"{column} IN (SELECT value FROM json_each(?))", [json.dumps(list(values))]
+
+    def list_has_any(self, column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
+        return (f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value IN (SELECT value FROM json_each(?)))",
+                [json.dumps(list(values))])
+
+    def list_items(self, column: str) -> tuple[str, str]:
+        return f"matches, json_each(matches.{column}) AS item", "item.value"
+
+
+_DIALECT = _SQLiteDialect()
+
+
+class _Transaction(SqlSearchTransaction):
+    def _store(self, type: str, id: str, version: int, fields: Mapping[str, Any], *, deleted: bool,
+               hidden: bool) -> None:
+        values = row_values(type, id, version, fields, deleted=deleted, hidden=hidden)
+        names = list(values)
+        updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "id")
+        rows = self._execute(
+            f"INSERT INTO search_documents ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT (id) DO UPDATE SET {updates} RETURNING doc_key",
+            list(values.values()),
+        )
+        key = rows[0]["doc_key"]
+        self._execute("DELETE FROM search_fts WHERE rowid = ?", [key])
+        if not deleted:
+            text = searched_text(fields)
+            self._execute(
+                f"INSERT INTO search_fts (rowid, {', '.join(_TEXT_COLUMNS)}) VALUES (?{', ?' * len(_TEXT_COLUMNS)})",
+                [key, *(text[c] for c in _TEXT_COLUMNS)],
+            )
+
+
+class SQLiteSearchStore:
+    def __init__(self, path: Path | str):
+        self.path = str(path)
+        self._write_lock = threading.Lock()
+        self._writer = _connect(self.path)
+        self._writer.execute(TRACKING_DDL)
+        self._local = threading.local()
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = _connect(self.path)
+        return conn
+
+    def ensure_tables(self, projection: str, version: int, tables: Sequence[Table]) -> None:
+        """Create the search tables; if the projection's version changed, drop them and start over."""
+        with self._write_lock, _write_transaction(self._writer):
+            conn = self._writer
+            row = conn.execute("SELECT version FROM projection_tracking WHERE name = ?", (projection,)).fetchone()
+            if row is not None and row["version"] != version:
+                for statement in _DROP:
+                    conn.execute(statement)
+                conn.execute("DELETE FROM projection_tracking WHERE name = ?", (projection,))
+                row = None
+            for statement in _DDL:
+                conn.execute(statement)
+            if row is None:
+                conn.execute("INSERT INTO projection_tracking (name, position, version) VALUES (?, 0, ?)",
+                             (projection, version))
+
+    @contextmanager
+    def transaction(self, projection: str) -> Iterator[_Transaction]:
+        with self._write_lock, _write_transaction(self._writer):
+            tx = _Transaction(_executor(self._writer), projection, self._position(self._writer, projection))
+            yield tx
+            if tx.new_position is not None:
+                self._writer.execute("UPDATE projection_tracking SET position = ? WHERE name = ?",
+                                     (tx.new_position, projection))
+
+    @staticmethod
+    def _position(conn: sqlite3.Connection, projection: str) -> int:
+        row = conn.execute("SELECT position FROM projection_tracking WHERE name = ?", (projection,)).fetchone()
+        return row["position"] if row else 0
+
+    def position(self, projection: str) -> int:
+        return self._position(self._reader(), projection)
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        conn = self._reader()
+        execute = _executor(conn)
+        conn.execute("BEGIN")  # one snapshot for the page, its total, facets and highlights
+        try:
+            expression = self._match_expression(execute, query.text)
+            if expression is None:
+                return SearchResult(hits=[], total=0, facets=empty_facets())
+            clauses, params = scope_clauses(_DIALECT, query)
+            matches = (
+                f"WITH matches AS (SELECT {MATCH_COLUMNS}, -bm25(search_fts, {_WEIGHTS}) AS score"
+                " FROM search_fts JOIN search_documents d ON d.doc_key = search_fts.rowid"
+                f" WHERE search_fts MATCH ? AND {' AND '.join(clauses)})"
+            )
+            result, ids = run_search(execute, _DIALECT, matches, [expression, *params], query)
+            self._highlight(execute, expression, ids, result)
+            return result
+        finally:
+            conn.execute("COMMIT")
+
+    @staticmethod
+    def _match_expression(execute: Any, text: str) -> str | None:
+        """An FTS5 query: every term, each as itself or an indexed word one edit away."""
+        groups = []
+        for term in query_terms(text):
+            variants = sorted(typo_variants(term) - {term})
+            found = execute(
+                "SELECT term FROM search_vocabulary WHERE term IN (SELECT value FROM json_each(?))",
+                [json.dumps(variants)],
+            )
+            words = [term, *sorted(r["term"] for r in found)]
+            groups.append("(" + " OR ".join(f'"{w}"' for w in words) + ")")
+        return " AND ".join(groups) if groups else None
+
+    @staticmethod
+    def _highlight(execute: Any, expression: str, ids: list[str], result: SearchResult) -> None:
+        if not ids:
+            return
+        marks = []
+        for name in HIGHLIGHTED_FIELDS:
+            column = _TEXT_COLUMNS.index(name)
+            if name in ("title", "name"):  # short: the whole value
+                marks.append(f"highlight(search_fts, {column}, '{OPEN}', '{CLOSE}') AS {name}")
+            else:
+                marks.append(f"snippet(search_fts, {column}, '{OPEN}', '{CLOSE}', '…', 24) AS {name}")
+        rows = execute(
+            f"SELECT d.id, {', '.join(marks)} FROM search_fts JOIN search_documents d ON d.doc_key = search_fts.rowid"
+            " WHERE search_fts MATCH ? AND d.id IN (SELECT value FROM json_each(?))",
+            [expression, json.dumps(ids)],
+        )
+        by_id = {r["id"]: r for r in rows}
+        for hit in result.hits:
+            row = by_id.get(hit.id)
+            if row is not None:
+                hit.highlights = {n: f for n in HIGHLIGHTED_FIELDS if (f := fragments(row[n]))}
+
+    def ping(self) -> None:
+        self._reader().execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        self._writer.close()
