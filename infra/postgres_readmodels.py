@@ -33,7 +33,8 @@ TRACKING_DDL = (
 def _executor(conn: psycopg.Connection[Any]):
     def execute(sql: str, params: Sequence[Any]) -> list[Mapping[str, Any]]:
         cursor = conn.execute(sql, params)  # type: ignore[arg-type]
-        return cursor.fetchall() if cursor.description else []
+        # Only a query waits for its result: in pipeline mode writes are queued, not waited on.
+        return cursor.fetchall() if sql.lstrip()[:4].upper() in ("SELE", "WITH") else []
 
     return execute
 
@@ -83,10 +84,13 @@ class PostgresReadModelStore:
                 "SELECT position FROM projection_tracking WHERE name = %s FOR UPDATE", (projection,)
             ).fetchone()
             tx = SqlTransaction(_executor(conn), POSTGRES, projection, row["position"] if row else 0)
-            yield tx
-            if tx.new_position is not None:
-                conn.execute("UPDATE projection_tracking SET position = %s WHERE name = %s",
-                             (tx.new_position, projection))
+            # Pipeline mode: a batch's writes go to the server without waiting for each answer,
+            # which is most of the cost of applying events one statement at a time.
+            with conn.pipeline():
+                yield tx
+                if tx.new_position is not None:
+                    conn.execute("UPDATE projection_tracking SET position = %s WHERE name = %s",
+                                 (tx.new_position, projection))
 
     def position(self, projection: str) -> int:
         with self.pool.connection() as conn:
