@@ -119,6 +119,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=8, help="threads of the plain loop")
+    parser.add_argument("--workers", type=int, default=2, help="write API worker processes")
     args = parser.parse_args()
     if not args.database_url:
         sys.exit("needs --database-url (or DATABASE_URL): run scripts/services up; eval $(scripts/services env)")
@@ -133,7 +134,8 @@ def main() -> None:
         env["REDIS_PREFIX"] = f"bench-{uuid.uuid4().hex[:8]}:"
     for name in ("ELASTICSEARCH_URL", "KAFKA_BOOTSTRAP_SERVERS"):
         os.environ.pop(name, None)
-    with server([sys.executable, "-m", "infra.cli", "write-api", "--port", str(port)], port, env) as base:
+    command = [sys.executable, "-m", "infra.cli", "write-api", "--port", str(port), "--workers", str(args.workers)]
+    with server(command, port, env) as base:
         email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
         httpx.post(f"{base}/api/v1/users", json={"email": email, "password": "benchmark-pw", "name": "Bench"})
         token = httpx.post(f"{base}/api/v1/auth/login", json={"email": email, "password": "benchmark-pw"}).json()
@@ -144,7 +146,7 @@ def main() -> None:
         result = wrk(base, token, project, args.seconds, args.connections)
 
     report("write_pg", [
-        {"figure": "create-task commands/s, write API on PostgreSQL", "value": result["per_second"],
+        {"figure": f"create-task commands/s, write API on PostgreSQL ({args.workers} workers)", "value": result["per_second"],
          "unit": "cmd/s", "baseline": baseline, "baseline_name": f"plain eventsourcing loop, {args.threads} threads"},
         {"figure": "create-task p50 latency", "value": result["p50_ms"], "unit": "ms"},
         {"figure": "create-task p99 latency", "value": result["p99_ms"], "unit": "ms"},

@@ -9,13 +9,22 @@ from collections.abc import Sequence
 from infra.settings import Settings
 
 
-def _serve(settings: Settings, host: str, port: int, *, write: bool, read: bool, projector: bool) -> int:
+def _serve(settings: Settings, host: str, port: int, *, write: bool, read: bool, projector: bool,
+           workers: int = 1) -> int:
     import uvicorn
 
     from infra.composition import build_http_app, build_system
     from infra.logs import configure_logging
 
     configure_logging(settings.log_level)
+    if workers > 1:
+        if settings.embedded:
+            print("error: --workers needs the production backends (DATABASE_URL)", file=sys.stderr)
+            return 2
+        factory = "infra.asgi:write_api" if write else "infra.asgi:read_api"
+        print(f"TaskFlow listening on http://{host}:{port} ({workers} worker processes)", file=sys.stderr, flush=True)
+        uvicorn.run(factory, factory=True, workers=workers, host=host, port=port, log_config=None, access_log=False)
+        return 0
     system = build_system(settings)
     app = build_http_app(system, write=write, read=read, run_projector=projector)
     where = f"http://{host}:{port}"
@@ -117,8 +126,10 @@ def parser() -> argparse.ArgumentParser:
     with_address(commands.add_parser(
         "serve", help="write API, read API and projector in one process (with Kafka: relay and consumers)"
     ))
-    with_address(commands.add_parser("write-api", help="the write API alone"))
-    with_address(commands.add_parser("read-api", help="the read API alone"))
+    for name in ("write-api", "read-api"):
+        api = with_address(commands.add_parser(name, help=f"the {name.split('-')[0]} API alone"))
+        api.add_argument("--workers", type=int, default=1,
+                         help="worker processes (production backends only; default %(default)s)")
     project = commands.add_parser(
         "project", help="run the projector alone (keeps read models up to date; with Kafka, one group member)"
     )
@@ -146,9 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(settings, args.host, args.port, write=True, read=True, projector=True)
     if args.command == "write-api":
-        return _serve(settings, args.host, args.port, write=True, read=False, projector=False)
+        return _serve(settings, args.host, args.port, write=True, read=False, projector=False, workers=args.workers)
     if args.command == "read-api":
-        return _serve(settings, args.host, args.port, write=False, read=True, projector=False)
+        return _serve(settings, args.host, args.port, write=False, read=True, projector=False, workers=args.workers)
     if args.command == "project":
         return _until_stopped(settings, args.names or None, "projector")
     if args.command == "relay":

@@ -111,7 +111,6 @@ def event_store_env(settings: Settings) -> dict[str, str]:
         # eventsourcing retries a failed call 10 times, each waiting this long for a connection:
         # keep it short so an outage turns into a 503 in seconds, not minutes.
         "POSTGRES_CONNECT_TIMEOUT": "1",
-        "POSTGRES_PRE_PING": "y",
         # POSTGRES_ENABLE_DB_FUNCTIONS stays off: it would skip the table lock that keeps
         # notification ids committing in order (gap-free for followers).
     }
