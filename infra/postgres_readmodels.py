@@ -15,6 +15,8 @@ from psycopg_pool import ConnectionPool
 
 from infra.sql_readmodels import (
     PARTITIONS_DDL,
+    TRACKING_DDL,
+    ensure_projection_tables,
     POSTGRES,
     SqlTransaction,
     create_table_sql,
@@ -23,12 +25,6 @@ from infra.sql_readmodels import (
 )
 from projections.schema import Table
 from projections.store import ListQuery, ListResult, Row
-
-TRACKING_DDL = (
-    "CREATE TABLE IF NOT EXISTS projection_tracking ("
-    "name TEXT PRIMARY KEY, position BIGINT NOT NULL, version INTEGER NOT NULL)"
-)
-
 
 def _executor(conn: psycopg.Connection[Any]):
     def execute(sql: str, params: Sequence[Any]) -> list[Mapping[str, Any]]:
@@ -63,19 +59,11 @@ class PostgresReadModelStore:
         Serialised across processes with an advisory lock: several workers may start at once."""
         with self.pool.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(projection.encode()),))
-            row = conn.execute("SELECT version FROM projection_tracking WHERE name = %s", (projection,)).fetchone()
-            if row is not None and row["version"] != version:
-                for table in tables:
-                    conn.execute(f"DROP TABLE IF EXISTS {table.name}")
-                conn.execute("DELETE FROM projection_tracking WHERE name = %s", (projection,))
-                conn.execute("DELETE FROM projection_partitions WHERE projection = %s", (projection,))
-                row = None
-            for table in tables:
-                for statement in create_table_sql(POSTGRES, table):
-                    conn.execute(statement)
-            if row is None:
-                conn.execute("INSERT INTO projection_tracking (name, position, version) VALUES (%s, 0, %s)",
-                             (projection, version))
+            ensure_projection_tables(
+                _executor(conn), POSTGRES, projection, version,
+                drop=[f"DROP TABLE IF EXISTS {t.name}" for t in tables],
+                create=[statement for t in tables for statement in create_table_sql(POSTGRES, t)],
+            )
 
     @contextmanager
     def transaction(self, projection: str) -> Iterator[SqlTransaction]:

@@ -19,7 +19,8 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from infra.postgres_readmodels import TRACKING_DDL, _executor
+from infra.postgres_readmodels import _executor
+from infra.sql_readmodels import POSTGRES, ensure_projection_tables
 from infra.search_text import BETWEEN, CLOSE, OPEN, empty_facets, fragments, query_terms, typo_variants
 from infra.sql_search import (
     MATCH_COLUMNS,
@@ -102,18 +103,7 @@ class PostgresSearchStore:
     def ensure_tables(self, projection: str, version: int, tables: Sequence[Table]) -> None:
         with self.pool.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(projection.encode()),))
-            conn.execute(TRACKING_DDL)
-            row = conn.execute("SELECT version FROM projection_tracking WHERE name = %s", (projection,)).fetchone()
-            if row is not None and row["version"] != version:
-                for statement in _DROP:
-                    conn.execute(statement)
-                conn.execute("DELETE FROM projection_tracking WHERE name = %s", (projection,))
-                row = None
-            for statement in _DDL:
-                conn.execute(statement)
-            if row is None:
-                conn.execute("INSERT INTO projection_tracking (name, position, version) VALUES (%s, 0, %s)",
-                             (projection, version))
+            ensure_projection_tables(_executor(conn), POSTGRES, projection, version, drop=_DROP, create=_DDL)
 
     @contextmanager
     def transaction(self, projection: str) -> Iterator[_Transaction]:

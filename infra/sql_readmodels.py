@@ -54,6 +54,10 @@ POSTGRES = PostgresDialect(
 
 # Where each projection fed by a partitioned feed (Kafka) stands in each partition; written in the
 # same transaction as the projection's rows (see SqlTransaction.track_partitions).
+TRACKING_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_tracking ("
+    "name TEXT PRIMARY KEY, position BIGINT NOT NULL, version INTEGER NOT NULL)"
+)
 PARTITIONS_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_partitions ("
     "projection TEXT NOT NULL, feed TEXT NOT NULL, partition_id INTEGER NOT NULL, "
@@ -305,3 +309,24 @@ def query_rows(execute: Execute, dialect: Dialect, table: Table, query: ListQuer
         result.rows = rows[: query.per_page]
         result.last_sort_values = builder.sort_values(builder.order(query.sort), result.rows[-1])
     return result
+
+
+def ensure_projection_tables(
+    execute: Execute, dialect: Dialect, projection: str, version: int, drop: Sequence[str], create: Sequence[str]
+) -> None:
+    """Create a projection's tables and tracking row; if the projection's version changed, drop
+    its tables first, so it rebuilds from position 0. The caller runs this in one transaction."""
+    p = dialect.placeholder
+    execute(TRACKING_DDL, [])
+    execute(PARTITIONS_DDL, [])
+    rows = execute(f"SELECT version FROM projection_tracking WHERE name = {p}", [projection])
+    if rows and rows[0]["version"] != version:
+        for statement in drop:
+            execute(statement, [])
+        execute(f"DELETE FROM projection_tracking WHERE name = {p}", [projection])
+        execute(f"DELETE FROM projection_partitions WHERE projection = {p}", [projection])
+        rows = []
+    for statement in create:
+        execute(statement, [])
+    if not rows:
+        execute(f"INSERT INTO projection_tracking (name, position, version) VALUES ({p}, 0, {p})", [projection, version])

@@ -12,6 +12,8 @@ from typing import Any
 
 from infra.sql_readmodels import (
     PARTITIONS_DDL,
+    TRACKING_DDL,
+    ensure_projection_tables,
     SQLITE,
     SqlTransaction,
     create_table_sql,
@@ -20,12 +22,6 @@ from infra.sql_readmodels import (
 )
 from projections.schema import Table
 from projections.store import ListQuery, ListResult, Row
-
-TRACKING_DDL = (
-    "CREATE TABLE IF NOT EXISTS projection_tracking ("
-    "name TEXT PRIMARY KEY, position INTEGER NOT NULL, version INTEGER NOT NULL)"
-)
-
 
 def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -73,20 +69,11 @@ class SQLiteReadModelStore:
     def ensure_tables(self, projection: str, version: int, tables: Sequence[Table]) -> None:
         """Create the projection's tables; if its version changed, drop them and start over."""
         with self._write_lock, _write_transaction(self._writer):
-            conn = self._writer
-            row = conn.execute("SELECT version FROM projection_tracking WHERE name = ?", (projection,)).fetchone()
-            if row is not None and row["version"] != version:
-                for table in tables:
-                    conn.execute(f"DROP TABLE IF EXISTS {table.name}")
-                conn.execute("DELETE FROM projection_tracking WHERE name = ?", (projection,))
-                conn.execute("DELETE FROM projection_partitions WHERE projection = ?", (projection,))
-                row = None
-            for table in tables:
-                for statement in create_table_sql(SQLITE, table):
-                    conn.execute(statement)
-            if row is None:
-                conn.execute("INSERT INTO projection_tracking (name, position, version) VALUES (?, 0, ?)",
-                             (projection, version))
+            ensure_projection_tables(
+                _executor(self._writer), SQLITE, projection, version,
+                drop=[f"DROP TABLE IF EXISTS {t.name}" for t in tables],
+                create=[statement for t in tables for statement in create_table_sql(SQLITE, t)],
+            )
 
     @contextmanager
     def transaction(self, projection: str) -> Iterator[SqlTransaction]:

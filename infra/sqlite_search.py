@@ -27,7 +27,8 @@ from infra.sql_search import (
     scope_clauses,
     searched_text,
 )
-from infra.sqlite_readmodels import TRACKING_DDL, _connect, _executor, _write_transaction
+from infra.sql_readmodels import SQLITE, TRACKING_DDL, ensure_projection_tables
+from infra.sqlite_readmodels import _connect, _executor, _write_transaction
 from projections.schema import Table
 from projections.search import HIGHLIGHTED_FIELDS, SEARCHED_FIELDS, SearchQuery, SearchResult
 
@@ -103,18 +104,7 @@ class SQLiteSearchStore:
     def ensure_tables(self, projection: str, version: int, tables: Sequence[Table]) -> None:
         """Create the search tables; if the projection's version changed, drop them and start over."""
         with self._write_lock, _write_transaction(self._writer):
-            conn = self._writer
-            row = conn.execute("SELECT version FROM projection_tracking WHERE name = ?", (projection,)).fetchone()
-            if row is not None and row["version"] != version:
-                for statement in _DROP:
-                    conn.execute(statement)
-                conn.execute("DELETE FROM projection_tracking WHERE name = ?", (projection,))
-                row = None
-            for statement in _DDL:
-                conn.execute(statement)
-            if row is None:
-                conn.execute("INSERT INTO projection_tracking (name, position, version) VALUES (?, 0, ?)",
-                             (projection, version))
+            ensure_projection_tables(_executor(self._writer), SQLITE, projection, version, drop=_DROP, create=_DDL)
 
     @contextmanager
     def transaction(self, projection: str) -> Iterator[_Transaction]:

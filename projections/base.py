@@ -34,7 +34,8 @@ class Projection:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._handlers = {}
+        # A subclass keeps its parent's handlers and may add or override some.
+        cls._handlers = dict(getattr(cls, "_handlers", {}))
         for attribute in vars(cls).values():
             for event_class in getattr(attribute, "_handles", ()):
                 cls._handlers[event_class] = attribute

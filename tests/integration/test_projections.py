@@ -93,3 +93,17 @@ def test_a_projector_killed_mid_batch_and_restarted_gives_the_same_read_model(pr
     catch_up(system)
     assert system.store.position(projection) == head
     assert dump(system.store) == reference(system, tmp_path / "ref.db")
+
+
+def test_a_projection_whose_version_changes_is_rebuilt_from_position_zero(system, tmp_path):
+    head = generate_history(system.app, tasks=6, changes=15)
+    catch_up(system)
+    before = dump(system.store)
+    runner = next(r for r in system.projector.runners if r.name == "tasks")
+    bumped = type("TasksV2", (type(runner.projection),), {"version": runner.projection.version + 1})()
+    rebuilt = ProjectionRunner(bumped, system.store, system.app.recorder, system.app.mapper)
+    assert system.store.position("tasks") == 0
+    assert system.store.find(runner.projection.tables[0], {}) == []
+    rebuilt.catch_up()
+    assert system.store.position("tasks") == head
+    assert dump(system.store) == before
