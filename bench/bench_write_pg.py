@@ -17,7 +17,6 @@ import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import psycopg

@@ -51,7 +51,10 @@ def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-class SQLiteReadModelStore:
+class SQLiteFile:
+    """A read-model database file: one writer connection behind a lock, one reader per thread,
+    and the tracking tables every projection store in it shares."""
+
     def __init__(self, path: Path | str):
         self.path = str(path)
         self._write_lock = threading.Lock()
@@ -66,6 +69,22 @@ class SQLiteReadModelStore:
             conn = self._local.conn = _connect(self.path)
         return conn
 
+    @staticmethod
+    def _position(conn: sqlite3.Connection, projection: str) -> int:
+        row = conn.execute("SELECT position FROM projection_tracking WHERE name = ?", (projection,)).fetchone()
+        return row["position"] if row else 0
+
+    def position(self, projection: str) -> int:
+        return self._position(self._reader(), projection)
+
+    def ping(self) -> None:
+        self._reader().execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class SQLiteReadModelStore(SQLiteFile):
     def ensure_tables(self, projection: str, version: int, tables: Sequence[Table]) -> None:
         """Create the projection's tables; if its version changed, drop them and start over."""
         with self._write_lock, _write_transaction(self._writer):
@@ -84,14 +103,6 @@ class SQLiteReadModelStore:
                 self._writer.execute("UPDATE projection_tracking SET position = ? WHERE name = ?",
                                      (tx.new_position, projection))
 
-    @staticmethod
-    def _position(conn: sqlite3.Connection, projection: str) -> int:
-        row = conn.execute("SELECT position FROM projection_tracking WHERE name = ?", (projection,)).fetchone()
-        return row["position"] if row else 0
-
-    def position(self, projection: str) -> int:
-        return self._position(self._reader(), projection)
-
     def get(self, table: Table, key: Mapping[str, Any]) -> Row | None:
         rows = self.find(table, key)
         return rows[0] if rows else None
@@ -106,9 +117,3 @@ class SQLiteReadModelStore:
             return query_rows(_executor(conn), SQLITE, table, query)
         finally:
             conn.execute("COMMIT")
-
-    def ping(self) -> None:
-        self._reader().execute("SELECT 1").fetchone()
-
-    def close(self) -> None:
-        self._writer.close()

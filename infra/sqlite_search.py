@@ -10,11 +10,8 @@ bm25 with per-field weights; highlights from FTS5's ``highlight()`` and ``snippe
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from infra.search_text import CLOSE, OPEN, empty_facets, fragments, query_terms, typo_variants
@@ -27,8 +24,8 @@ from infra.sql_search import (
     scope_clauses,
     searched_text,
 )
-from infra.sql_readmodels import SQLITE, TRACKING_DDL, ensure_projection_tables
-from infra.sqlite_readmodels import _connect, _executor, _write_transaction
+from infra.sql_readmodels import SQLITE, ensure_projection_tables
+from infra.sqlite_readmodels import SQLiteFile, _executor, _write_transaction
 from projections.schema import Table
 from projections.search import HIGHLIGHTED_FIELDS, SEARCHED_FIELDS, SearchQuery, SearchResult
 
@@ -87,20 +84,7 @@ class _Transaction(SqlSearchTransaction):
             )
 
 
-class SQLiteSearchStore:
-    def __init__(self, path: Path | str):
-        self.path = str(path)
-        self._write_lock = threading.Lock()
-        self._writer = _connect(self.path)
-        self._writer.execute(TRACKING_DDL)
-        self._local = threading.local()
-
-    def _reader(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = _connect(self.path)
-        return conn
-
+class SQLiteSearchStore(SQLiteFile):
     def ensure_tables(self, projection: str, version: int, tables: Sequence[Table]) -> None:
         """Create the search tables; if the projection's version changed, drop them and start over."""
         with self._write_lock, _write_transaction(self._writer):
@@ -114,14 +98,6 @@ class SQLiteSearchStore:
             if tx.new_position is not None:
                 self._writer.execute("UPDATE projection_tracking SET position = ? WHERE name = ?",
                                      (tx.new_position, projection))
-
-    @staticmethod
-    def _position(conn: sqlite3.Connection, projection: str) -> int:
-        row = conn.execute("SELECT position FROM projection_tracking WHERE name = ?", (projection,)).fetchone()
-        return row["position"] if row else 0
-
-    def position(self, projection: str) -> int:
-        return self._position(self._reader(), projection)
 
     def search(self, query: SearchQuery) -> SearchResult:
         conn = self._reader()
@@ -178,9 +154,3 @@ class SQLiteSearchStore:
             row = by_id.get(hit.id)
             if row is not None:
                 hit.highlights = {n: f for n in HIGHLIGHTED_FIELDS if (f := fragments(row[n]))}
-
-    def ping(self) -> None:
-        self._reader().execute("SELECT 1").fetchone()
-
-    def close(self) -> None:
-        self._writer.close()
