@@ -297,9 +297,8 @@ def test_two_consumers_in_one_group_split_the_partitions_and_build_the_same_read
         head = generate_history(system.app)
         system.relay.catch_up()
         wait_until(lambda: all(system.store.position(p.name) >= head for p in all_projections()), 30, "the head")
-        for a, b in pairs:
-            if a.name in ("tasks", "activity"):  # 30 tasks: both workers have some
-                assert a.status.applied_events and b.status.applied_events
+        # Which worker applied what is up to the group (a loaded machine may rebalance mid-run);
+        # the split is asserted above, and the outcome must equal one worker's read model.
         assert dump(system.store) == reference(system, tmp_path / "ref.db")
     finally:
         for worker in workers:
