@@ -37,7 +37,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
 from infra.kafka_relay import CLIENT_DEFAULTS, DEFAULT_TOPIC, WATERMARK, decode_event, ensure_topic, header
-from infra.projector import ProjectionFailed, ProjectionRunner, Projector, RunnerState
+from infra.projector import ProjectionFailed, ProjectionRunner, Projector, RunnerState, prepare_store
 from infra.redis_cache import RowCache, TouchRecorder
 from projections.base import Projection
 from projections.store import PartitionedReadModelStore, PartitionPosition
@@ -98,9 +98,7 @@ class KafkaProjectionConsumer:
         self._hinted = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        store.ensure_tables(projection.name, projection.version, projection.tables)
-        if cache is not None:
-            cache.realign(projection.name, projection.tables, store.position(projection.name))
+        prepare_store(projection, store, cache)
 
     @property
     def name(self) -> str:

@@ -5,9 +5,9 @@ position row is locked for that transaction, so two workers cannot apply the sam
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
@@ -33,6 +33,37 @@ def _executor(conn: psycopg.Connection[Any]):
         return cursor.fetchall() if sql.lstrip()[:4].upper() in ("SELE", "WITH") else []
 
     return execute
+
+
+T = TypeVar("T")
+
+
+@contextmanager
+def tracked_transaction(
+    pool: ConnectionPool[psycopg.Connection[Any]],
+    projection: str,
+    make: Callable[[Callable[[str, Sequence[Any]], list[Mapping[str, Any]]], int], T],
+    *,
+    pipeline: bool = False,
+) -> Iterator[T]:
+    """A projection's write transaction: its tracking row locked for the whole batch (so two
+    workers cannot apply the same batch), and its new position written in the same commit."""
+    with pool.connection() as conn, conn.transaction():
+        row = conn.execute(
+            "SELECT position FROM projection_tracking WHERE name = %s FOR UPDATE", (projection,)
+        ).fetchone()
+        tx = make(_executor(conn), row["position"] if row else 0)
+        with conn.pipeline() if pipeline else nullcontext():
+            yield tx
+            if tx.new_position is not None:
+                conn.execute("UPDATE projection_tracking SET position = %s WHERE name = %s",
+                             (tx.new_position, projection))
+
+
+def tracked_position(pool: ConnectionPool[psycopg.Connection[Any]], projection: str) -> int:
+    with pool.connection() as conn:
+        row = conn.execute("SELECT position FROM projection_tracking WHERE name = %s", (projection,)).fetchone()
+    return row["position"] if row else 0
 
 
 class PostgresReadModelStore:
@@ -65,25 +96,16 @@ class PostgresReadModelStore:
                 create=[statement for t in tables for statement in create_table_sql(POSTGRES, t)],
             )
 
-    @contextmanager
-    def transaction(self, projection: str) -> Iterator[SqlTransaction]:
-        with self.pool.connection() as conn, conn.transaction():
-            row = conn.execute(
-                "SELECT position FROM projection_tracking WHERE name = %s FOR UPDATE", (projection,)
-            ).fetchone()
-            tx = SqlTransaction(_executor(conn), POSTGRES, projection, row["position"] if row else 0)
-            # Pipeline mode: a batch's writes go to the server without waiting for each answer,
-            # which is most of the cost of applying events one statement at a time.
-            with conn.pipeline():
-                yield tx
-                if tx.new_position is not None:
-                    conn.execute("UPDATE projection_tracking SET position = %s WHERE name = %s",
-                                 (tx.new_position, projection))
+    def transaction(self, projection: str) -> AbstractContextManager[SqlTransaction]:
+        # Pipeline mode: a batch's writes go to the server without waiting for each answer,
+        # which is most of the cost of applying events one statement at a time.
+        return tracked_transaction(
+            self.pool, projection, lambda execute, position: SqlTransaction(execute, POSTGRES, projection, position),
+            pipeline=True,
+        )
 
     def position(self, projection: str) -> int:
-        with self.pool.connection() as conn:
-            row = conn.execute("SELECT position FROM projection_tracking WHERE name = %s", (projection,)).fetchone()
-        return row["position"] if row else 0
+        return tracked_position(self.pool, projection)
 
     def get(self, table: Table, key: Mapping[str, Any]) -> Row | None:
         rows = self.find(table, key)

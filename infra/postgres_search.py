@@ -12,14 +12,14 @@ most, then key and labels, then description and body); highlights from ``ts_head
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from infra.postgres_readmodels import _executor
+from infra.postgres_readmodels import _executor, tracked_position, tracked_transaction
 from infra.sql_readmodels import POSTGRES, ensure_projection_tables
 from infra.search_text import BETWEEN, CLOSE, OPEN, empty_facets, fragments, query_terms, typo_variants
 from infra.sql_search import (
@@ -105,22 +105,11 @@ class PostgresSearchStore:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(projection.encode()),))
             ensure_projection_tables(_executor(conn), POSTGRES, projection, version, drop=_DROP, create=_DDL)
 
-    @contextmanager
-    def transaction(self, projection: str) -> Iterator[_Transaction]:
-        with self.pool.connection() as conn, conn.transaction():
-            row = conn.execute(
-                "SELECT position FROM projection_tracking WHERE name = %s FOR UPDATE", (projection,)
-            ).fetchone()
-            tx = _Transaction(_executor(conn), projection, row["position"] if row else 0)
-            yield tx
-            if tx.new_position is not None:
-                conn.execute("UPDATE projection_tracking SET position = %s WHERE name = %s",
-                             (tx.new_position, projection))
+    def transaction(self, projection: str) -> AbstractContextManager[_Transaction]:
+        return tracked_transaction(self.pool, projection, lambda execute, position: _Transaction(execute, projection, position))
 
     def position(self, projection: str) -> int:
-        with self.pool.connection() as conn:
-            row = conn.execute("SELECT position FROM projection_tracking WHERE name = %s", (projection,)).fetchone()
-        return row["position"] if row else 0
+        return tracked_position(self.pool, projection)
 
     def search(self, query: SearchQuery) -> SearchResult:
         with self.pool.connection() as conn:

@@ -29,6 +29,14 @@ class RunnerState:
     applied_events: int = 0
 
 
+def prepare_store(projection: Projection, store: ReadModelStore, cache: RowCache | None) -> None:
+    """Before a projection is applied (from the log or from Kafka): its tables exist at its
+    version, and the row cache is not ahead of or behind what the store has committed."""
+    store.ensure_tables(projection.name, projection.version, projection.tables)
+    if cache is not None:
+        cache.realign(projection.name, projection.tables, store.position(projection.name))
+
+
 class ProjectionRunner:
     def __init__(
         self,
@@ -47,9 +55,7 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.cache = cache
         self.status = RunnerState()
-        store.ensure_tables(projection.name, projection.version, projection.tables)
-        if cache is not None:
-            cache.realign(projection.name, projection.tables, store.position(projection.name))
+        prepare_store(projection, store, cache)
 
     @property
     def name(self) -> str:
