@@ -39,10 +39,12 @@ def main(kind: str, settings_json: str, position: int, batch_size: int, projecti
         system = build_system(settings, projection_names=[projection])
         consumer = system.projector.consumers[0]  # type: ignore[union-attr]
         consumer.batch_size = batch_size
-        consumer.projection = CrashAt(consumer.projection, position)  # type: ignore[assignment]
+        crash = CrashAt(consumer.projection, position, armed=False)
+        consumer.projection = crash  # type: ignore[assignment]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             consumer.poll_once()
+            crash.armed = crash.armed or consumer.status.applied_events > 0
     sys.exit("the crash position was never reached")
 
 
