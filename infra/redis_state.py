@@ -1,5 +1,5 @@
-"""Operational state in Redis (production): token sessions and revocations, and idempotency
-keys, shared by every API process. Keys expire on their own when what they guard has expired."""
+"""Operational state in Redis (production): token sessions and revocations, idempotency keys and
+presence, shared by every API process. Keys expire on their own when what they guard has expired."""
 
 from __future__ import annotations
 
@@ -33,6 +33,34 @@ end
 return 0
 """
 
+# Presence: one sorted set per user, a member per live connection scored by when it expires, so a
+# process that dies without saying goodbye stops counting once its heartbeats stop. The server's
+# clock decides expiry: API processes on other machines may disagree about the time.
+_NOW = "local t = redis.call('TIME'); local now = tonumber(t[1]) + tonumber(t[2]) / 1e6"
+_TOUCH = _NOW + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local was_online = redis.call('ZCARD', KEYS[1]) > 0
+local expires = now + tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], expires, ARGV[1])
+redis.call('EXPIREAT', KEYS[1], math.ceil(expires), 'GT')
+redis.call('EXPIREAT', KEYS[1], math.ceil(expires), 'NX')
+if was_online then return 0 end
+return 1
+"""
+_LEAVE = _NOW + """
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if removed == 1 and redis.call('ZCARD', KEYS[1]) == 0 then return 1 end
+return 0
+"""
+_ONLINE = _NOW + """
+local online = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('ZCOUNT', key, '(' .. now, '+inf') > 0 then table.insert(online, ARGV[i]) end
+end
+return online
+"""
+
 
 def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, decode_responses=True)
@@ -44,6 +72,9 @@ class RedisStateStore:
         self.prefix = prefix
         self._rotate = self.redis.register_script(_ROTATE)
         self._release = self.redis.register_script(_RELEASE)
+        self._touch = self.redis.register_script(_TOUCH)
+        self._leave = self.redis.register_script(_LEAVE)
+        self._online = self.redis.register_script(_ONLINE)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -108,6 +139,20 @@ class RedisStateStore:
 
     def release(self, scope: str, key: str) -> None:
         self._release(keys=[self._key("idempotency", scope, key)])
+
+    # --- presence ----------------------------------------------------------------------------
+    def touch_presence(self, user_id: str, connection_id: str, ttl_seconds: float) -> bool:
+        """Mark a connection live for ``ttl_seconds`` more; True when its user just came online."""
+        return bool(self._touch(keys=[self._key("presence", user_id)], args=[connection_id, ttl_seconds]))
+
+    def leave_presence(self, user_id: str, connection_id: str) -> bool:
+        """End a connection; True when its user has no live connection left (went offline)."""
+        return bool(self._leave(keys=[self._key("presence", user_id)], args=[connection_id]))
+
+    def online(self, user_ids: list[str]) -> set[str]:
+        if not user_ids:
+            return set()
+        return set(self._online(keys=[self._key("presence", u) for u in user_ids], args=list(user_ids)))
 
     def ping(self) -> None:
         self.redis.ping()

@@ -1,5 +1,5 @@
-"""Operational state of the embedded default in SQLite: token sessions and revocations, and
-idempotency keys. Kept on disk (not in memory) so a restart does not bring a revoked token back."""
+"""Operational state of the embedded default in SQLite: token sessions and revocations,
+idempotency keys and presence. Kept on disk (not in memory) so a restart does not bring a revoked token back."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS idempotency (scope TEXT NOT NULL, key TEXT NOT NULL,"
     " fingerprint TEXT NOT NULL, created_at REAL NOT NULL, status INTEGER, body BLOB, headers TEXT,"
     " PRIMARY KEY (scope, key))",
+    # One row per live connection; a connection whose heartbeats stopped expires on its own.
+    "CREATE TABLE IF NOT EXISTS presence (user_id TEXT NOT NULL, connection_id TEXT NOT NULL,"
+    " expires_at REAL NOT NULL, PRIMARY KEY (user_id, connection_id))",
 )
 
 
@@ -121,6 +124,51 @@ class SQLiteStateStore:
 
     def release(self, scope: str, key: str) -> None:
         self._run("DELETE FROM idempotency WHERE scope = ? AND key = ? AND status IS NULL", (scope, key))
+
+    # --- presence ----------------------------------------------------------------------------
+    def touch_presence(self, user_id: str, connection_id: str, ttl_seconds: float) -> bool:
+        """Mark a connection live for ``ttl_seconds`` more; True when its user just came online."""
+        now = time.time()
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("DELETE FROM presence WHERE expires_at <= ?", (now,))
+                was_online = self._conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM presence WHERE user_id = ?)", (user_id,)
+                ).fetchone()[0]
+                self._conn.execute(
+                    "INSERT INTO presence (user_id, connection_id, expires_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (user_id, connection_id) DO UPDATE SET expires_at = excluded.expires_at",
+                    (user_id, connection_id, now + ttl_seconds),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return not was_online
+
+    def leave_presence(self, user_id: str, connection_id: str) -> bool:
+        """End a connection; True when its user has no live connection left (went offline)."""
+        now = time.time()
+        with self._lock:
+            removed = self._conn.execute(
+                "DELETE FROM presence WHERE user_id = ? AND connection_id = ? AND expires_at > ?",
+                (user_id, connection_id, now),
+            ).rowcount
+            left = self._conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM presence WHERE user_id = ? AND expires_at > ?)", (user_id, now)
+            ).fetchone()[0]
+        return bool(removed) and not left
+
+    def online(self, user_ids: list[str]) -> set[str]:
+        if not user_ids:
+            return set()
+        marks = ", ".join("?" * len(user_ids))
+        rows = self._run(
+            f"SELECT DISTINCT user_id FROM presence WHERE expires_at > ? AND user_id IN ({marks})",
+            (time.time(), *user_ids),
+        )
+        return {r[0] for r in rows}
 
     def ping(self) -> None:
         self._run("SELECT 1")

@@ -97,3 +97,25 @@ def test_an_idempotency_key_expires_after_its_ttl(state):
     state.complete("u1", "key", StoredResponse(200, b"{}", {}))
     time.sleep(2.1)
     assert state.claim("u1", "key", "fp", 1) is None
+
+
+def test_a_user_is_online_while_any_connection_lives_and_offline_after_the_last_leaves(state):
+    assert state.touch_presence("alice", "tab-1", 60) is True  # came online
+    assert state.touch_presence("alice", "tab-2", 60) is False  # already online
+    assert state.touch_presence("alice", "tab-1", 60) is False  # a heartbeat
+    assert state.online(["alice", "bob"]) == {"alice"}
+    assert state.leave_presence("alice", "tab-1") is False  # tab-2 still open
+    assert state.online(["alice"]) == {"alice"}
+    assert state.leave_presence("alice", "tab-2") is True  # went offline
+    assert state.online(["alice", "bob"]) == set()
+    assert state.leave_presence("alice", "tab-2") is False  # leaving twice says nothing new
+
+
+def test_a_connection_whose_heartbeats_stop_expires_on_its_own(state):
+    state.touch_presence("alice", "crashed-process", 1)
+    state.touch_presence("bob", "live", 60)
+    assert state.online(["alice", "bob"]) == {"alice", "bob"}
+    time.sleep(1.3)
+    assert state.online(["alice", "bob"]) == {"bob"}
+    # Coming back after expiry is coming online again.
+    assert state.touch_presence("alice", "new-tab", 60) is True
