@@ -260,3 +260,31 @@ def test_list_rules_apply_to_the_board_as_it_stood(client):
     error = assert_error(ada.get(f"/api/v1/projects/{pid}/tasks", params={"asOf": then, "filter[nope]": "x"}),
                          400, "VALIDATION_FAILED")
     assert field_names(error) == ["filter[nope]"]
+
+
+def test_the_board_includes_tasks_the_tasks_read_model_has_not_applied_yet(settings):  # noqa: F811
+    """The board's task set comes from the tasks read model plus the event store's tail after its
+    position: here the tasks projection has made its tables but applies nothing (as if far
+    behind), so every task comes from the tail."""
+    from fastapi.testclient import TestClient
+
+    from infra.composition import build_http_app, build_system
+    from projections.tasks import TasksProjection
+
+    system = build_system(settings, projection_names=["users", "projects"])
+    system.store.ensure_tables(TasksProjection.name, TasksProjection.version, TasksProjection.tables)
+    try:
+        with TestClient(build_http_app(system), raise_server_exceptions=False) as client:
+            ada = signed_in(client)
+            project = create_project(ada)
+            pid = project["data"]["id"]
+            created = [create_task(ada, pid, title=t) for t in ("One", "Two")]
+            assert system.store.position("tasks") == 0
+            at = _history(ada, f"/api/v1/projects/{pid}", project["meta"]["position"])[0]["occurredAt"]
+            now = _shift(at, 60_000_000)
+            board = ada.get(f"/api/v1/projects/{pid}/tasks", params={"asOf": now})
+            assert board.status_code == 200, board.text
+            assert sorted(t["title"] for t in board.json()["data"]) == ["One", "Two"]
+            assert board.json()["meta"]["position"] == created[-1]["meta"]["position"]
+    finally:
+        system.close()
