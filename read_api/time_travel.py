@@ -72,10 +72,11 @@ def point_in_time(as_of: str | None, version: str | None) -> PointInTime | None:
             raise InvalidInput.on("asOf", "asOf must be an ISO-8601 instant, e.g. 2026-01-31T12:00:00Z") from None
         return PointInTime(as_of=moment)
     assert version is not None
-    if not is_whole_number(version) or int(version[:20]) < 1:
+    digits = version.lstrip("0")
+    if not is_whole_number(version) or not digits:
         raise InvalidInput.on("version", "version must be a whole number of at least 1")
-    # Beyond any aggregate's version either way; avoids converting a 10,000-digit number.
-    return PointInTime(version=int(version) if len(version) <= 18 else sys.maxsize)
+    # A longer number is beyond any aggregate's version anyway; this never converts 10,000 digits.
+    return PointInTime(version=int(digits) if len(digits) <= 18 else sys.maxsize)
 
 
 def up_to(events: Sequence[Event], point: PointInTime) -> list[Event]:
