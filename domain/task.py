@@ -95,6 +95,7 @@ class Task(TaskFlowAggregate):
         self.parent_id = parent_id
         self.created_by = created_by
         # Created straight into a done status: completed when created (same on every replay).
+        self.status_category = status_category
         self.completed_at: datetime | None = self.created_on if status_category == "done" else None
         self.deleted = False
 
@@ -168,11 +169,31 @@ class Task(TaskFlowAggregate):
             return
         # Recorded in the event, so every replay (and every read model) agrees on the time.
         completed_at = datetime.now(timezone.utc) if category == "done" else None
-        self._moved(from_status=self.status, to_status=status, category=category, completed_at=completed_at)
+        self._moved(from_status=self.status, from_category=self.status_category, to_status=status,
+                    category=category, completed_at=completed_at)
 
-    @event("Moved")
-    def _moved(self, from_status: str, to_status: str, category: str, completed_at: datetime | None) -> None:
+    class Moved(TaskFlowAggregate.Event):
+        """Version 2 added ``from_category``: the workflow category of the status the task left,
+        as it was when the task moved (a later workflow change may rename or drop that status)."""
+
+        from_status: str
+        to_status: str
+        category: str
+        completed_at: datetime | None
+        from_category: str | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Moves stored before version 2 did not record it, and it cannot be recovered from
+            # the event alone: unknown.
+            state["from_category"] = None
+
+    @event(Moved)
+    def _moved(self, from_status: str, from_category: str | None, to_status: str, category: str,
+               completed_at: datetime | None) -> None:
         self.status = to_status
+        self.status_category = category
         self.completed_at = completed_at
 
     def assign(self, project: Project, user_id: UUID) -> None:

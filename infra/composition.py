@@ -22,7 +22,7 @@ from infra.projector import ProjectionRunner, Projector
 from infra.settings import Settings
 from infra.postgres_readmodels import PostgresReadModelStore
 from infra.ratelimit import InProcessCounter, RateLimiter, RedisCounter
-from infra.sqlite_readmodels import SQLiteReadModelStore
+from infra.sqlite_readmodels import ScratchReadModelStore, SQLiteReadModelStore
 from infra.sqlite_search import SQLiteSearchStore
 from infra.postgres_search import PostgresSearchStore
 from infra.elasticsearch_search import ElasticsearchSearchStore
@@ -257,6 +257,7 @@ def build_http_app(
             wait_default_ms=system.settings.consistency_wait_default_ms,
             wait_max_ms=system.settings.consistency_wait_max_ms,
             search=system.search,
+            scratch_store=ScratchReadModelStore,
         )
         app.include_router(read_router())
     if run_projector and system.kafka_check is not None:

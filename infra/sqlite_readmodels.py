@@ -117,3 +117,15 @@ class SQLiteReadModelStore(SQLiteFile):
             return query_rows(_executor(conn), SQLITE, table, query)
         finally:
             conn.execute("COMMIT")
+
+
+class ScratchReadModelStore(SQLiteReadModelStore):
+    """A private, in-memory read-model database, thrown away after use: time travel replays
+    history into one through the live projections' handlers. Its one connection serves writes
+    and reads, so it is for one thread at a time."""
+
+    def __init__(self) -> None:
+        super().__init__(":memory:")
+
+    def _reader(self) -> sqlite3.Connection:
+        return self._writer

@@ -23,3 +23,14 @@ def readable_project(store: ReadModelReader, project_id: str, principal: Princip
     ) is None:
         raise NotFound("project not found")
     return project
+
+
+def may_read_past_of(store: ReadModelReader, project_id: str, principal: Principal, noun: str) -> None:
+    """Who may read the past of a project or of something in it, from the event store: auditors
+    any; everyone else as ``readable_project`` decides today. Otherwise 404 '<noun> not found'."""
+    if principal.is_auditor:
+        return
+    try:
+        readable_project(store, project_id, principal)
+    except NotFound:
+        raise NotFound(f"{noun} not found") from None

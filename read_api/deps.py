@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 from uuid import UUID
@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from domain.errors import Unauthenticated
 from domain.identity import Principal
 from projections.search import SearchProjection, SearchQuery, SearchResult
-from projections.store import ReadModelReader
+from projections.store import ReadModelReader, ReadModelStore
 
 
 class AccessVerifier(Protocol):
@@ -22,6 +22,12 @@ class AccessVerifier(Protocol):
 class EventHistory(Protocol):
     def events_of(self, aggregate_id: UUID) -> Sequence[tuple[int, Any]]:
         """(position, domain event) for each event of the aggregate, in version order."""
+
+    def events_of_each(self, aggregate_ids: Iterable[UUID]) -> Sequence[tuple[int, Any]]:
+        """(position, domain event) for each event of the aggregates, in position order."""
+
+    def events_after(self, position: int, event_classes: Sequence[type]) -> Sequence[tuple[int, Any]]:
+        """(position, domain event) for each event of these classes after ``position``, in order."""
 
 
 class SearchIndex(Protocol):
@@ -39,6 +45,8 @@ class ReadServices:
     wait_default_ms: int = 2000
     wait_max_ms: int = 10000
     search: SearchIndex | None = None
+    # A new, empty, private read-model store per call: time travel replays history into it.
+    scratch_store: Callable[[], ReadModelStore] | None = None
 
     def position(self, projection: str) -> int:
         """What a projection has applied, asked of the store that holds it."""

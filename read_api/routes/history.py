@@ -17,7 +17,7 @@ from domain.identity import Principal
 from domain.project import Project
 from domain.task import Task
 from domain.user import User
-from read_api.access import readable_project
+from read_api.access import may_read_past_of
 from read_api.consistency import consistent
 from read_api.deps import CurrentUser, ReadServices, Services
 
@@ -86,13 +86,8 @@ def _authorize(services: ReadServices, kind: type, first: Any, aggregate_id: UUI
         if principal.user_id != aggregate_id and not (principal.is_admin or principal.is_auditor):
             raise NotFound("user not found")
         return
-    if principal.is_auditor:
-        return
     project_id = aggregate_id if kind is Project else first.project_id
-    try:
-        readable_project(services.store, str(project_id), principal)
-    except NotFound:
-        raise NotFound(f"{kind.__name__.lower()} not found") from None
+    may_read_past_of(services.store, str(project_id), principal, kind.__name__.lower())
 
 
 def _route(path: str, kind: type) -> None:

@@ -8,12 +8,13 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request, Response
 
 from projections.projects import PROJECT_MEMBERS, PROJECTS
-from projections.store import Filter, Sort
+from projections.store import Filter, ReadModelReader, Row, Sort
 from read_api.access import readable_project, readable_project_ids
 from read_api.consistency import consistent
 from read_api.deps import CurrentUser, Services
 from read_api.query import ListRequest
 from read_api.responses import single
+from read_api.time_travel import AsOf, Version, live_row, point_in_time, project_at
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 ProjectsPosition = Annotated[int, Depends(consistent("projects"))]
@@ -29,16 +30,21 @@ def list_projects(request: Request, principal: CurrentUser, services: Services, 
     return listing.envelope([PROJECTS.to_wire(r) for r in result.rows], result)
 
 
-def _members(services: Any, project_id: str) -> list[dict[str, Any]]:
-    rows = sorted(services.store.find(PROJECT_MEMBERS, {"project_id": project_id}), key=lambda m: m["user_id"])
-    return [{"userId": m["user_id"], "role": m["role"]} for m in rows]
+def _with_members(store: ReadModelReader, row: Row) -> dict[str, Any]:
+    rows = sorted(store.find(PROJECT_MEMBERS, {"project_id": row["id"]}), key=lambda m: m["user_id"])
+    return {**PROJECTS.to_wire(row), "members": [{"userId": m["user_id"], "role": m["role"]} for m in rows]}
 
 
-@router.get("/{project_id}", summary="A project, with its members")
+@router.get("/{project_id}", summary="A project with its members, now or as it stood asOf an instant or at a version")
 def get_project(project_id: UUID, request: Request, response: Response, principal: CurrentUser,
-                services: Services, _: ProjectsPosition) -> Any:
-    row = readable_project(services.store, str(project_id), principal)
-    return single(request, response, {**PROJECTS.to_wire(row), "members": _members(services, str(project_id))})
+                services: Services, _: ProjectsPosition, asOf: AsOf = None, version: Version = None) -> Any:  # noqa: N803
+    point = point_in_time(asOf, version)
+    if point is None:
+        row = readable_project(services.store, str(project_id), principal)
+        return single(request, response, _with_members(services.store, row))
+    with project_at(services, project_id, point, principal) as past:
+        row = live_row(past.store.get(PROJECTS, {"id": str(project_id)}), point, "project")
+        return {"data": _with_members(past.store, row), "meta": past.meta}
 
 
 @router.get("/{project_id}/members", summary="A project's members and their roles")

@@ -18,6 +18,7 @@ from read_api.consistency import consistent
 from read_api.deps import CurrentUser, Services
 from read_api.query import ListRequest
 from read_api.responses import single
+from read_api.time_travel import AsOf, Version, board_at, live_row, point_in_time, task_at
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
 TasksPosition = Annotated[int, Depends(consistent("tasks", "projects"))]
@@ -36,20 +37,36 @@ def readable_task(store: ReadModelReader, task_id: UUID, principal: Principal) -
     return row
 
 
-@router.get("/projects/{project_id}/tasks", summary="A project's tasks (filter, sort, page or cursor)")
-def list_tasks(project_id: UUID, request: Request, principal: CurrentUser, services: Services,
-               _: TasksPosition) -> dict[str, Any]:
-    readable_project(services.store, str(project_id), principal)
-    listing = ListRequest(request.url, request.query_params, TASKS, [Sort("created_at"), Sort("id")])
+def _task_page(store: ReadModelReader, project_id: UUID, listing: ListRequest) -> dict[str, Any]:
     scope = [Filter("project_id", "eq", str(project_id)), Filter("deleted", "eq", False)]
-    result = services.store.query(TASKS, listing.query(scope))
+    result = store.query(TASKS, listing.query(scope))
     return listing.envelope([TASKS.to_wire(r) for r in result.rows], result)
 
 
-@router.get("/tasks/{task_id}", summary="A task")
+@router.get("/projects/{project_id}/tasks", summary="A project's tasks (filter, sort, page or cursor), now or asOf")
+def list_tasks(project_id: UUID, request: Request, principal: CurrentUser, services: Services,
+               _: TasksPosition, asOf: AsOf = None) -> dict[str, Any]:  # noqa: N803
+    point = point_in_time(asOf, None)
+    if point is None:
+        readable_project(services.store, str(project_id), principal)
+    listing = ListRequest(request.url, request.query_params, TASKS, [Sort("created_at"), Sort("id")],
+                          extra_allowed={"asOf"})
+    if point is None:
+        return _task_page(services.store, project_id, listing)
+    with board_at(services, project_id, point, principal) as past:
+        body = _task_page(past.store, project_id, listing)
+    return {**body, "meta": {**body["meta"], **past.meta}}
+
+
+@router.get("/tasks/{task_id}", summary="A task, now or as it stood asOf an instant or at a version")
 def get_task(task_id: UUID, request: Request, response: Response, principal: CurrentUser, services: Services,
-             _: TasksPosition) -> Any:
-    return single(request, response, TASKS.to_wire(readable_task(services.store, task_id, principal)))
+             _: TasksPosition, asOf: AsOf = None, version: Version = None) -> Any:  # noqa: N803
+    point = point_in_time(asOf, version)
+    if point is None:
+        return single(request, response, TASKS.to_wire(readable_task(services.store, task_id, principal)))
+    with task_at(services, task_id, point, principal) as past:
+        row = live_row(past.store.get(TASKS, {"id": str(task_id)}), point, "task")
+        return {"data": TASKS.to_wire(row), "meta": past.meta}
 
 
 @router.get("/tasks/{task_id}/comments", summary="A task's comments, oldest first")
