@@ -30,17 +30,22 @@ DEFAULT_DAYS = 30
 # Daily series return one row per day; the others aggregate, so they may cover longer ranges.
 MAX_DAYS_DAILY = 366
 MAX_DAYS_AGGREGATE = 3 * 366
-# The open end of a period is 9999-12-31 (see the projection): days stay clear of it.
-LATEST_DAY = date(9998, 12, 31)
+# Instants are compared as text, which orders only four-digit years; the open end of a period is
+# 9999-12-31 (see the projection): days stay clear of both.
+EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(9998, 12, 31)
 _PARAMS = {"from", "to", "format", "minPosition", "maxWaitMs"}
 FromParam = Query(None, alias="from", description="First UTC day, YYYY-MM-DD (default: 29 days before `to`).")
 ToParam = Query(None, alias="to", description="Last UTC day, YYYY-MM-DD, inclusive (default: today, UTC).")
 FormatParam = Query("json", description="`json` (default) or `csv` (text/csv with a header row).")
 
 
-def _span(request: Request, first: str | None, last: str | None, max_days: int) -> reports.Span:
+def _parameters(request: Request, first: str | None, last: str | None, kind: str,
+                max_days: int) -> tuple[reports.Span, str]:
+    """The range and format asked for; every problem with them is reported in one 400."""
     problems = [FieldProblem(name, "unknown query parameter")
                 for name in request.query_params if name not in _PARAMS]
+    if kind not in ("json", "csv"):
+        problems.append(FieldProblem("format", "format must be json or csv"))
     days: dict[str, date | None] = {"from": None, "to": None}
     for name, raw in (("from", first), ("to", last)):
         if raw is None:
@@ -49,24 +54,18 @@ def _span(request: Request, first: str | None, last: str | None, max_days: int) 
             days[name] = date.fromisoformat(raw) if len(raw) == 10 else None
         except ValueError:
             pass
-        if days[name] is None or days[name] > LATEST_DAY:  # type: ignore[operator]
-            problems.append(FieldProblem(name, f"{name} must be a date (YYYY-MM-DD) no later than {LATEST_DAY}"))
+        if days[name] is None or not EARLIEST_DAY <= days[name] <= LATEST_DAY:  # type: ignore[operator]
+            problems.append(FieldProblem(name, f"{name} must be a date (YYYY-MM-DD) from {EARLIEST_DAY} to {LATEST_DAY}"))
             days[name] = None
     if problems:
-        raise InvalidInput("invalid analytics range", problems)
+        raise InvalidInput("invalid analytics parameters", problems)
     end = days["to"] or datetime.now(timezone.utc).date()
     start = days["from"] or end - timedelta(days=DEFAULT_DAYS - 1)
     if start > end:
         raise InvalidInput.on("from", "from must not be after to")
     if (end - start).days + 1 > max_days:
         raise InvalidInput.on("from", f"the range may cover at most {max_days} days")
-    return reports.Span(start, end)
-
-
-def _format(value: str) -> str:
-    if value not in ("json", "csv"):
-        raise InvalidInput.on("format", "format must be json or csv")
-    return value
+    return reports.Span(start, end), kind
 
 
 def _csv(response: Response, name: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Response:
@@ -87,7 +86,7 @@ def cumulative_flow(project_id: UUID, request: Request, response: Response, prin
                     services: Services, _: AnalyticsPosition, first: str | None = FromParam,
                     last: str | None = ToParam, format: str = FormatParam) -> Any:  # noqa: A002
     project = readable_project(services.store, str(project_id), principal)
-    span, kind = _span(request, first, last, MAX_DAYS_DAILY), _format(format)
+    span, kind = _parameters(request, first, last, format, MAX_DAYS_DAILY)
     flow = reports.cumulative_flow(services.store, str(project_id), project["workflow"], span)
     names = [s["name"] for s in flow.statuses]
     if kind == "csv":
@@ -111,7 +110,7 @@ def burndown(project_id: UUID, request: Request, response: Response, principal: 
              services: Services, _: AnalyticsPosition, first: str | None = FromParam,
              last: str | None = ToParam, format: str = FormatParam) -> Any:  # noqa: A002
     readable_project(services.store, str(project_id), principal)
-    span, kind = _span(request, first, last, MAX_DAYS_DAILY), _format(format)
+    span, kind = _parameters(request, first, last, format, MAX_DAYS_DAILY)
     days = reports.burndown(services.store, str(project_id), span)
     columns = ["date", *(_camel(f) for f in BURNDOWN_FIELDS)]
     rows = [[d.day.isoformat(), *(getattr(d, f) for f in BURNDOWN_FIELDS)] for d in days]
@@ -125,7 +124,7 @@ def throughput(project_id: UUID, request: Request, response: Response, principal
                services: Services, _: AnalyticsPosition, first: str | None = FromParam,
                last: str | None = ToParam, format: str = FormatParam) -> Any:  # noqa: A002
     readable_project(services.store, str(project_id), principal)
-    span, kind = _span(request, first, last, MAX_DAYS_AGGREGATE), _format(format)
+    span, kind = _parameters(request, first, last, format, MAX_DAYS_AGGREGATE)
     weeks = reports.throughput(services.store, str(project_id), span)
     columns = ["week", "weekStart", "completed"]
     rows = [[w.week, w.starts_on.isoformat(), w.completed] for w in weeks]
@@ -144,7 +143,7 @@ def cycle_time(project_id: UUID, request: Request, response: Response, principal
                services: Services, _: AnalyticsPosition, first: str | None = FromParam,
                last: str | None = ToParam, format: str = FormatParam) -> Any:  # noqa: A002
     readable_project(services.store, str(project_id), principal)
-    span, kind = _span(request, first, last, MAX_DAYS_AGGREGATE), _format(format)
+    span, kind = _parameters(request, first, last, format, MAX_DAYS_AGGREGATE)
     result = reports.cycle_time(services.store, str(project_id), span)
     data = {"count": result.count, "withoutStart": result.without_start, **result.hours}
     if kind == "csv":

@@ -143,6 +143,7 @@ def test_without_a_range_the_last_30_days_ending_today_are_served(history):
         ({"from": "2026-13-01"}, "from"),
         ({"to": "yesterday"}, "to"),
         ({"from": "2026-03-02T00:00:00Z"}, "from"),
+        ({"from": "0999-01-01", "to": "0999-01-02"}, "from"),  # instants compare as text: 4-digit years
         ({"from": "2026-03-10", "to": "2026-03-02"}, "from"),
         ({"from": "2025-01-01", "to": "2026-01-02"}, "from"),  # 367 days of a daily series
         ({"format": "xml"}, "format"),
@@ -168,3 +169,10 @@ def test_analytics_of_a_project_are_hidden_from_non_members(history, client):
     for metric in ("cumulative-flow", "burndown", "throughput", "cycle-time"):
         response = stranger.get(f"/api/v1/projects/{scenario.project_id}/analytics/{metric}")
         assert_error(response, 404, "NOT_FOUND")
+
+
+def test_every_bad_parameter_is_reported_in_one_error(history):
+    owner, scenario = history
+    response = owner.get(f"/api/v1/projects/{scenario.project_id}/analytics/cumulative-flow",
+                         params={"from": "2026-02-30", "to": "soon", "format": "pdf"})
+    assert sorted(field_names(assert_error(response, 400, "VALIDATION_FAILED"))) == ["format", "from", "to"]
