@@ -52,8 +52,9 @@ def _midnight(day: date) -> str:
 
 
 def _rows(reader: ReadModelReader, table: Any, filters: list[Filter]) -> list[Row]:
-    result = reader.query(table, ListQuery(filters=filters, per_page=MAX_ROWS + 1))
-    if len(result.rows) > MAX_ROWS:
+    # Cursor mode: no COUNT query; ``last_sort_values`` is set only when more rows follow.
+    result = reader.query(table, ListQuery(filters=filters, per_page=MAX_ROWS, cursor_mode=True))
+    if result.last_sort_values is not None:
         raise InvalidInput.on("from", "this range holds too much history to compute at once; narrow from/to")
     return result.rows
 
