@@ -82,6 +82,7 @@ class AnalyticsProjection(Projection):
     # tables and rebuilds them from position 0, so the new definition holds for all of history.
     version = 1
     tables = (ANALYTICS_TASKS, ANALYTICS_PERIODS)
+    row_cache = False  # read by range queries only
 
     # --- metric definitions (applied when events are projected) -----------------------------
 

@@ -8,6 +8,8 @@ import itertools
 from datetime import date
 from uuid import UUID
 
+import pytest
+
 from commands.context import CommandContext
 from commands.models import RegisterUser
 from infra.projector import ProjectionRunner
@@ -104,3 +106,14 @@ def test_rows_do_not_depend_on_how_events_of_different_tasks_interleave(system, 
         tx.advance(len(events))
     assert analytics_rows(store) == analytics_rows(system.store)
     store.close()
+
+
+def test_analytics_rows_are_not_written_through_to_the_row_cache(system, settings):
+    """They are only read by range queries: copying them to Redis would only slow the projection."""
+    if settings.redis_url is None:
+        pytest.skip("the row cache exists only with Redis (production backends)")
+    scenario(system)
+    catch_up(system)
+    cache = system.reader.cache
+    assert list(cache.redis.scan_iter(f"{cache.prefix}row:tasks:*"))
+    assert not list(cache.redis.scan_iter(f"{cache.prefix}row:analytics_*"))
