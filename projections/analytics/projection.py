@@ -113,6 +113,7 @@ class AnalyticsProjection(Projection):
         return before == "done" and self.is_open(after)
 
     def completed_at(self, previous: str | None, category: str, moment: str) -> str | None:
+        # previous: the completion the task had if it was done until this change; moment: now.
         """The completion that counts for throughput and cycle time is the LATEST one, and only
         while the task is still done: re-opening a task takes back its completion (so a past
         week's throughput can drop), and completing it again counts in the new week, once."""
@@ -124,7 +125,7 @@ class AnalyticsProjection(Projection):
 
     @handles(Task.Created)
     def created(self, e: Any, tx: ProjectionTransaction, position: int) -> None:
-        if self._applied(tx, e) is not None:
+        if self._facts(tx, e) is not None:  # a task is created once: this is a replay
             return
         at = iso_utc(e.timestamp)
         category = e.status_category
@@ -146,8 +147,8 @@ class AnalyticsProjection(Projection):
 
     @handles(Task.Moved)
     def moved(self, e: Any, tx: ProjectionTransaction, position: int) -> None:
-        facts = self._applied(tx, e)
-        if facts is None or facts["deleted"]:
+        facts = self._live_facts(tx, e)
+        if facts is None:
             return
         at = iso_utc(e.timestamp)
         changed = {
@@ -166,25 +167,29 @@ class AnalyticsProjection(Projection):
     def updated(self, e: Any, tx: ProjectionTransaction, position: int) -> None:
         if "estimate" not in e.changes:
             return
-        facts = self._applied(tx, e)
-        if facts is None or facts["deleted"]:
+        facts = self._live_facts(tx, e)
+        if facts is None:
             return
         self._change(tx, e, facts, {"estimate": e.changes["estimate"]}, iso_utc(e.timestamp))
 
     @handles(Task.Deleted)
     def deleted(self, e: Any, tx: ProjectionTransaction, position: int) -> None:
-        facts = self._applied(tx, e)
-        if facts is None or facts["deleted"]:
+        facts = self._live_facts(tx, e)
+        if facts is None:
             return
         self._change(tx, e, facts, {"deleted": True, "category": DELETED}, iso_utc(e.timestamp))
 
     # --- rows -----------------------------------------------------------------------------------
 
     @staticmethod
-    def _applied(tx: ProjectionTransaction, e: Any) -> dict[str, Any] | None:
-        """The task's facts, or None if there are none or this event was already applied."""
-        facts = tx.get(ANALYTICS_TASKS, {"task_id": str(e.originator_id)})
-        if facts is not None and facts["version"] >= e.originator_version:
+    def _facts(tx: ProjectionTransaction, e: Any) -> dict[str, Any] | None:
+        return tx.get(ANALYTICS_TASKS, {"task_id": str(e.originator_id)})
+
+    def _live_facts(self, tx: ProjectionTransaction, e: Any) -> dict[str, Any] | None:
+        """The facts of the (not deleted) task the event changes; None if there is nothing to
+        change, or the event was already applied (its version is not above the task's)."""
+        facts = self._facts(tx, e)
+        if facts is None or facts["deleted"] or facts["version"] >= e.originator_version:
             return None
         return facts
 

@@ -117,3 +117,19 @@ def test_analytics_rows_are_not_written_through_to_the_row_cache(system, setting
     cache = system.reader.cache
     assert list(cache.redis.scan_iter(f"{cache.prefix}row:tasks:*"))
     assert not list(cache.redis.scan_iter(f"{cache.prefix}row:analytics_*"))
+
+
+def test_an_old_event_delivered_again_changes_no_analytics_row(system):
+    """At-least-once delivery: a task's creation or an earlier move arriving again is skipped."""
+    s = scenario(system)
+    catch_up(system)
+    before = analytics_rows(system.store)
+    a = s.tasks["A"]
+    notifications = system.app.recorder.select_notifications(start=1, limit=10_000)
+    events_of_a = [(n.id, e) for n in notifications
+                   if (e := system.app.mapper.to_domain_event(n)).originator_id == a]
+    projection = AnalyticsProjection()
+    with system.store.transaction(projection.name) as tx:
+        for position, event in events_of_a[:2]:  # Created, then the first move
+            projection.process(event, tx, position)
+    assert analytics_rows(system.store) == before
