@@ -7,12 +7,13 @@ assignment): the task reads it and never changes it.
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
 
+from domain import clock
 from domain.base import TaskFlowAggregate, require_text
 from domain.errors import InvalidInput, NotFound
 from domain.project import Project
@@ -168,7 +169,7 @@ class Task(TaskFlowAggregate):
         if status == self.status:
             return
         # Recorded in the event, so every replay (and every read model) agrees on the time.
-        completed_at = datetime.now(timezone.utc) if category == "done" else None
+        completed_at = clock.now() if category == "done" else None
         self._moved(from_status=self.status, from_category=self.status_category, to_status=status,
                     category=category, completed_at=completed_at)
 

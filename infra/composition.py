@@ -152,7 +152,7 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
     follow = [p for p in run if not (kafka and p in projections)]
     runners = [
         ProjectionRunner(p, search, app.recorder, app.mapper) if isinstance(p, SearchProjection)
-        else ProjectionRunner(p, store, app.recorder, app.mapper, cache=cache)
+        else ProjectionRunner(p, store, app.recorder, app.mapper, cache=cache if p.row_cache else None)
         for p in follow
     ]
     projector: Projector | KafkaProjector = Projector(runners, poll_interval=settings.projector_poll_seconds)
@@ -165,7 +165,7 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
         consumers = [
             KafkaProjectionConsumer(p, store, app.mapper, kafka, topic=settings.kafka_topic,
                                     partitions=settings.kafka_partitions, group_prefix=settings.kafka_group_prefix,
-                                    cache=cache)
+                                    cache=cache if p.row_cache else None)
             for p in run if p in projections
         ]
         projector = KafkaProjector(consumers, followers=projector if runners else None)
@@ -179,7 +179,7 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
         settings=settings,
         app=app,
         store=store,
-        reader=CachedReader(store, cache, {t.name: p.name for p in projections for t in p.tables}) if cache else store,
+        reader=CachedReader(store, cache, {t.name: p.name for p in projections if p.row_cache for t in p.tables}) if cache else store,
         state=state,
         tokens=tokens,
         history=history,

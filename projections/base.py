@@ -30,6 +30,9 @@ class Projection:
     # Bump when tables or handlers change meaning: the runner then rebuilds from position 0.
     version: ClassVar[int] = 1
     tables: ClassVar[tuple[Table, ...]]
+    # Whether the read API looks this projection's rows up one by one (worth a row cache); a
+    # read model only ever read by range queries (analytics) would pay the write-through for nothing.
+    row_cache: ClassVar[bool] = True
     _handlers: ClassVar[dict[type, Handler]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
