@@ -105,6 +105,29 @@ def _projection_status(settings: Settings) -> int:
     return 0
 
 
+def _audit_verify(settings: Settings, file: str | None) -> int:
+    from pathlib import Path
+
+    from eventsourcing.persistence import PersistenceError
+
+    from commands.service import TaskFlowApplication
+    from infra.audit_log import opened_event_log
+    from infra.audit_verify import verify_export, verify_log
+    from infra.composition import event_store_env
+
+    try:
+        if file is not None:
+            verdict = verify_export(Path(file))
+        else:
+            with opened_event_log(TaskFlowApplication.name, event_store_env(settings)) as log:
+                verdict = verify_log(log)
+    except (OSError, PersistenceError) as error:
+        print(f"error: cannot read the {'export' if file else 'event store'}: {error}", file=sys.stderr)
+        return 2
+    print(verdict.summary(), file=sys.stdout if verdict.ok else sys.stderr)
+    return 0 if verdict.ok else 1
+
+
 def _rotate_keys(settings: Settings) -> int:
     from infra.keys import rotate
 
@@ -146,6 +169,12 @@ def parser() -> argparse.ArgumentParser:
     )
     projections.add_parser("status", help="applied position, head and lag of each projection")
 
+    audit = commands.add_parser("audit", help="tamper evidence of the event log").add_subparsers(
+        dest="action", required=True
+    )
+    verify = audit.add_parser("verify", help="recompute the hash chain of the whole log (or of an export)")
+    verify.add_argument("--file", metavar="EXPORT.jsonl", help="check an export of GET /api/v1/audit/export instead")
+
     keys = commands.add_parser("keys", help="JWT signing keys").add_subparsers(dest="action", required=True)
     keys.add_parser("rotate", help="add a new signing key (old ones keep verifying)")
     return root
@@ -168,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _grant_role(settings, args.email, args.role)
     if args.command == "projections":
         return _projection_status(settings)
+    if args.command == "audit":
+        return _audit_verify(settings, args.file)
     if args.command == "keys":
         return _rotate_keys(settings)
     return 2
