@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from commands.passwords import PasswordHasher
 from commands.service import TaskFlowApplication
+from infra.audit_log import StoredAuditLog
 from infra.event_history import StoredEventHistory
 from infra.http import error_body, install_http_plumbing, request_id_of
 from infra.keys import KeyRing
@@ -260,6 +261,7 @@ def build_http_app(
             wait_default_ms=system.settings.consistency_wait_default_ms,
             wait_max_ms=system.settings.consistency_wait_max_ms,
             search=system.search,
+            audit=StoredAuditLog(system.app),
         )
         app.include_router(read_router())
     if run_projector and system.kafka_check is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from projections.activity import ActivityProjection
+from projections.audit import AuditIndexProjection
 from projections.base import Projection
 from projections.comments import CommentsProjection
 from projections.projects import ProjectsProjection
@@ -17,4 +18,5 @@ def all_projections() -> list[Projection]:
         TasksProjection(),
         CommentsProjection(),
         ActivityProjection(),
+        AuditIndexProjection(),
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 from uuid import UUID
@@ -24,6 +24,16 @@ class EventHistory(Protocol):
         """(position, domain event) for each event of the aggregate, in version order."""
 
 
+class AuditTrail(Protocol):
+    def events_at(self, positions: Sequence[int]) -> Sequence[tuple[int, Any, str | None]]:
+        """(position, domain event, hash-chain link in hex) for each stored event at ``positions``."""
+
+    def export(self, first: int, last: int) -> Iterator[bytes]:
+        """JSON Lines of the raw stored events and links at positions first..last."""
+
+    def head_position(self) -> int: ...
+
+
 class SearchIndex(Protocol):
     def search(self, query: SearchQuery) -> SearchResult: ...
 
@@ -39,6 +49,7 @@ class ReadServices:
     wait_default_ms: int = 2000
     wait_max_ms: int = 10000
     search: SearchIndex | None = None
+    audit: AuditTrail | None = None
 
     def position(self, projection: str) -> int:
         """What a projection has applied, asked of the store that holds it."""
