@@ -38,12 +38,9 @@ CATCH_UP_CHUNK = 5000
 
 def chain_link(previous: bytes, position: int, originator_id: UUID | str, version: int, topic: str,
                state: bytes) -> bytes:
-    digest = hashlib.sha256()
-    for part in (previous, str(position).encode(), str(UUID(str(originator_id))).encode(),
-                 str(version).encode(), topic.encode(), bytes(state)):
-        digest.update(len(part).to_bytes(8, "big"))
-        digest.update(part)
-    return digest.digest()
+    uuid = originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
+    parts = (previous, b"%d" % position, str(uuid).encode(), b"%d" % version, topic.encode(), bytes(state))
+    return hashlib.sha256(b"".join(len(part).to_bytes(8, "big") + part for part in parts)).digest()
 
 
 class ChainHead(NamedTuple):
@@ -81,7 +78,11 @@ class ChainTables:
         self.chain = chain
         self._insert_links = insert_links
         self.last_link_sql = f"SELECT position, link FROM {chain} ORDER BY position DESC LIMIT 1"
-        self.events_before_sql = f"SELECT MAX({position}) AS head FROM {events} WHERE {position} < {mark}"
+        # The chain's head and the last event before the new ones, in one round trip.
+        self.heads_before_sql = (
+            f"SELECT last.position, last.link, (SELECT MAX({position}) FROM {events} WHERE {position} < {mark}) "
+            f"AS before FROM (SELECT 1) AS one LEFT JOIN ({self.last_link_sql}) AS last ON TRUE"
+        )
         self.max_event_sql = f"SELECT MAX({position}) AS head FROM {events}"
         self.unchained_sql = (
             f"SELECT {position} AS position, originator_id, originator_version, topic, state FROM {events} "
@@ -97,14 +98,15 @@ class ChainTables:
         """Chain the events just inserted at ``positions`` (in the same transaction)."""
         if not positions:
             return
-        head = self.last_link(c)
+        c.execute(self.heads_before_sql, (positions[0],))
+        row = c.fetchone()
+        head = ChainHead(None, GENESIS) if row["position"] is None else ChainHead(row["position"], bytes(row["link"]))
         if head.position is not None and head.position >= positions[0]:
             raise ChainAheadOfLog(
                 f"the event chain has a link at position {head.position}, but a new event was given position "
                 f"{positions[0]}: events at the end of the log were removed (run `taskflow audit verify`)"
             )
-        c.execute(self.events_before_sql, (positions[0],))
-        before = c.fetchone()["head"]
+        before = row["before"]
         if before is not None and (head.position is None or before > head.position):
             head = self.catch_up(c, head, before)
         self._insert_links(c, extend(head, (

@@ -22,6 +22,7 @@ from commands.service import TaskFlowApplication
 from infra.audit_log import StoredAuditLog, opened_event_log
 from infra.audit_verify import Verdict, verify_export, verify_log
 from infra.composition import build_system, event_store_env
+from infra.event_chain import ChainAheadOfLog
 from infra.settings import Settings
 from tests.integration.history import ctx, generate_history
 from tests.integration.test_group_commit import in_one_batch
@@ -237,3 +238,15 @@ def test_an_export_with_an_edited_removed_or_reordered_line_fails(tmp_path, sett
     assert (check(edited).bad_position, check(edited).problem) == (7, "altered")
     assert (check(removed).bad_position, check(removed).problem) == (11, "removed")
     assert (check(reordered).bad_position, check(reordered).problem) == (9, "reordered")
+
+
+def test_an_append_after_the_last_event_was_removed_is_refused_on_sqlite(settings, system, written):
+    if settings.database_url:
+        pytest.skip("PostgreSQL never reuses a position")
+    StoredRows(settings).delete(written)
+
+    with pytest.raises(ChainAheadOfLog):
+        system.app.register_user(RegisterUser(email="late@example.com", password="password123", name="Late"),
+                                 ctx(None, 999))
+
+    assert (verify(settings).bad_position, verify(settings).problem) == (written, "removed")
