@@ -183,6 +183,12 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
 
     def chain_unlinked_events(self) -> None:
         """Chain, one chunk per transaction, events stored before the chain existed."""
+        with self.datastore.transaction(commit=False) as c:
+            head = self.chain.last_link(c)
+            c.execute(self.chain.max_event_sql)
+            last_event = c.fetchone()["head"]
+        if last_event is None or (head.position is not None and last_event <= head.position):
+            return  # the usual case: no need to take the table lock
         while True:
             with self.datastore.transaction(commit=True) as c:
                 self._lock_table(c)

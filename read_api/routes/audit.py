@@ -70,7 +70,7 @@ def _trail(services: ReadServices) -> AuditTrail:
 
 
 @router.get("/events", summary="The whole event log in position order, filtered, cursor-paginated (auditors)")
-def audit_events(request: Request, _: Auditor, __: IndexPosition, services: Services) -> dict[str, Any]:
+def audit_events(request: Request, _auditor: Auditor, _position: IndexPosition, services: Services) -> dict[str, Any]:
     listing = ListRequest(request.url, request.query_params, AUDIT_INDEX, [Sort("position")],
                           extra_allowed=set(_TIME_PARAMS), cursor_only=True)
     result = services.store.query(AUDIT_INDEX, listing.query(_time_filters(request)))
@@ -95,7 +95,8 @@ def _item(row: dict[str, Any], stored: tuple[Any, str | None] | None) -> dict[st
     response_class=StreamingResponse,
     responses={200: {"content": {"application/x-ndjson": {}}}},
 )
-def audit_export(request: Request, _: Auditor, index_position: IndexPosition, services: Services) -> StreamingResponse:
+def audit_export(request: Request, _auditor: Auditor, index_position: IndexPosition,
+                 services: Services) -> StreamingResponse:
     unknown = [name for name in request.query_params if name not in {*_TIME_PARAMS, "minPosition", "maxWaitMs"}]
     if unknown:
         raise InvalidInput("invalid export parameters", [FieldProblem(n, "unknown query parameter") for n in unknown])

@@ -152,3 +152,15 @@ def test_an_export_with_a_bad_range_is_a_validation_error(story):
     error = assert_error(story["auditor"].get("/api/v1/audit/export?from=soon"), 400, "VALIDATION_FAILED")
     assert field_names(error) == ["from"]
     assert_error(story["auditor"].get("/api/v1/audit/export?format=csv"), 400, "VALIDATION_FAILED")
+
+
+def test_an_indexed_event_removed_from_the_store_is_listed_as_removed(system, story):
+    from tests.integration.test_audit_chain import StoredRows
+
+    StoredRows(system.settings).delete(3)
+
+    items = _all_pages(story["auditor"], "", story["head"], limit=100)
+
+    assert [e["position"] for e in items] == list(range(1, story["head"] + 1))
+    assert items[2]["removed"] is True and items[2]["link"] is None
+    assert "removed" not in items[1] and "removed" not in items[3]
