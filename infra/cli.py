@@ -115,6 +115,10 @@ def _audit_verify(settings: Settings, file: str | None) -> int:
     from infra.audit_verify import verify_export, verify_log
     from infra.composition import event_store_env
 
+    if file is None and settings.embedded and not (settings.data_dir / "events.db").exists():
+        print(f"error: no event store in {settings.data_dir.resolve()} (set TASKFLOW_DATA_DIR or DATABASE_URL)",
+              file=sys.stderr)
+        return 2
     try:
         if file is not None:
             verdict = verify_export(Path(file))

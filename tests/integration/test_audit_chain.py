@@ -127,6 +127,16 @@ def test_a_removed_event_is_named_by_its_position(settings, system, written):
     assert (verdict.bad_position, verdict.problem, verdict.checked) == (9, "removed", 8)
 
 
+def test_an_event_removed_with_its_link_is_named_by_its_position(settings, system, written):
+    rows = StoredRows(settings)
+    rows.delete(9)
+    rows.run(f"DELETE FROM {rows.chain} WHERE position = ?", 9)
+
+    verdict = verify(settings)
+
+    assert (verdict.bad_position, verdict.problem, verdict.checked) == (9, "removed", 8)
+
+
 def test_two_swapped_events_are_reported_as_reordered_at_the_first(settings, system, written):
     StoredRows(settings).swap(12, 20)
 
