@@ -6,7 +6,9 @@ What each finding means:
 - removed: a chained event is gone (its link remains, or the next link names it as predecessor);
 - reordered: the event at the position hashes to the link of another position (events swapped or
   moved), or an export's lines are out of order;
-- unchained: an event has no link (inserted behind TaskFlow's back, or a line carries none).
+- unchained: an event has no link (inserted behind TaskFlow's back, or a line carries none);
+- rewritten: the chain no longer holds a link recorded earlier (``--anchor``): events and every
+  link after them were recomputed, which the chain alone cannot show.
 Both checks stream: memory stays constant whatever the number of events.
 """
 
@@ -57,13 +59,38 @@ def _link_of(event: StoredEvent, previous: bytes, position: int) -> bytes:
     return chain_link(previous, position, event.originator_id, event.originator_version, event.topic, event.state)
 
 
-def verify_log(log: EventLog) -> Verdict:
+@dataclass(frozen=True)
+class Anchor:
+    """A link recorded elsewhere (an earlier verify's head, an export's last line): the chain must
+    still hold it, else it was rewritten from some event on, links included."""
+
+    position: int
+    link: bytes
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        position, _, link = text.partition(":")
+        try:
+            anchor = cls(int(position), bytes.fromhex(link))
+        except ValueError:
+            raise ValueError("an anchor is POSITION:LINK, the link in hex") from None
+        if len(anchor.link) != 32:
+            raise ValueError("an anchor's link is 64 hex digits")
+        return anchor
+
+
+def verify_log(log: EventLog, anchor: Anchor | None = None) -> Verdict:
     """Walk the stored log from its first position to its head."""
     checked, position, link = 0, None, GENESIS
     try:
         for row in log.rows():
             _check_row(log, row, position, link)
+            if anchor is not None and row.position == anchor.position and row.link != anchor.link:
+                raise _Broken(row.position, "rewritten", f"the link at position {row.position} is not the recorded "
+                                                         "anchor: the chain was recomputed after events were changed")
             checked, position, link = checked + 1, row.position, row.link
+        if anchor is not None and (position is None or position < anchor.position):
+            raise _Broken(anchor.position, "removed", f"the log ends before the anchor's position {anchor.position}")
     except _Broken as broken:
         return Verdict(checked, position, link, broken.position, broken.problem, broken.message)
     return Verdict(checked, position, link)

@@ -105,15 +105,24 @@ def _projection_status(settings: Settings) -> int:
     return 0
 
 
-def _audit_verify(settings: Settings, file: str | None) -> int:
+def _audit_verify(settings: Settings, file: str | None, anchor_text: str | None) -> int:
     from pathlib import Path
 
     from eventsourcing.persistence import PersistenceError
 
     from commands.service import TaskFlowApplication
     from infra.audit_log import opened_event_log
-    from infra.audit_verify import verify_export, verify_log
+    from infra.audit_verify import Anchor, verify_export, verify_log
     from infra.composition import event_store_env
+
+    if file is not None and anchor_text:
+        print("error: --anchor checks the stored log; an export carries its own links", file=sys.stderr)
+        return 2
+    try:
+        anchor = Anchor.parse(anchor_text) if anchor_text else None
+    except ValueError as error:
+        print(f"error: --anchor: {error}", file=sys.stderr)
+        return 2
 
     if file is None and settings.embedded and not (settings.data_dir / "events.db").exists():
         print(f"error: no event store in {settings.data_dir.resolve()} (set TASKFLOW_DATA_DIR or DATABASE_URL)",
@@ -124,7 +133,7 @@ def _audit_verify(settings: Settings, file: str | None) -> int:
             verdict = verify_export(Path(file))
         else:
             with opened_event_log(TaskFlowApplication.name, event_store_env(settings)) as log:
-                verdict = verify_log(log)
+                verdict = verify_log(log, anchor)
     except (OSError, PersistenceError) as error:
         print(f"error: cannot read the {'export' if file else 'event store'}: {error}", file=sys.stderr)
         return 2
@@ -178,6 +187,8 @@ def parser() -> argparse.ArgumentParser:
     )
     verify = audit.add_parser("verify", help="recompute the hash chain of the whole log (or of an export)")
     verify.add_argument("--file", metavar="EXPORT.jsonl", help="check an export of GET /api/v1/audit/export instead")
+    verify.add_argument("--anchor", metavar="POSITION:LINK",
+                        help="a link recorded earlier (a previous head): fail if the chain no longer holds it")
 
     keys = commands.add_parser("keys", help="JWT signing keys").add_subparsers(dest="action", required=True)
     keys.add_parser("rotate", help="add a new signing key (old ones keep verifying)")
@@ -202,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "projections":
         return _projection_status(settings)
     if args.command == "audit":
-        return _audit_verify(settings, args.file)
+        return _audit_verify(settings, args.file, args.anchor)
     if args.command == "keys":
         return _rotate_keys(settings)
     return 2

@@ -146,6 +146,23 @@ def test_two_swapped_events_are_reported_as_reordered_at_the_first(settings, sys
     assert "written at position 20" in verdict.message
 
 
+def test_a_chain_recomputed_after_an_edit_passes_alone_but_not_against_a_recorded_anchor(settings, system,
+                                                                                          written):
+    recorded = verify(settings)
+    rows = StoredRows(settings)
+    rows.edit_state(5)
+    # Someone who knows the scheme recomputes every link from the edited event on.
+    rows.run(f"DELETE FROM {rows.chain} WHERE position >= ?", 5)
+    system.app.recorder.chain_unlinked_events()
+    assert verify(settings).ok
+
+    result = verify_cli(settings, "--anchor", f"{recorded.head_position}:{recorded.head_link.hex()}")
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"FAILED at position {written}: rewritten:"), result.stderr
+    assert verify_cli(settings, "--anchor", "12:zz").returncode == 2
+
+
 def test_an_event_added_behind_taskflows_back_is_unchained(settings, system, written):
     rows = StoredRows(settings)
     rows.run(f"DELETE FROM {rows.chain} WHERE position = ?", written)
