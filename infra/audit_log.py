@@ -42,11 +42,9 @@ class EventLog:
         self.recorder = recorder
         if isinstance(recorder, ChainedSQLiteApplicationRecorder):
             events, position, chain, mark = recorder.events_table_name, "rowid", recorder.chain_table_name, "?"
-            self._in = "IN ({})"
         elif isinstance(recorder, ChainedPostgresApplicationRecorder):
             events = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
             position, chain, mark = "notification_id", recorder.qualified_chain, "%s"
-            self._in = "= ANY({})"
         else:
             raise TypeError(f"no hash chain on {type(recorder).__name__}")
         self._mark = mark
@@ -63,7 +61,7 @@ class EventLog:
         self._max_link_sql = f"SELECT MAX(position) AS head FROM {chain}"
         self._at_sql = (
             f"SELECT e.{position} AS position, e.originator_id, e.originator_version, e.topic, e.state, c.link "
-            f"FROM {events} e LEFT JOIN {chain} c ON c.position = e.{position} WHERE e.{position} " + "{}"
+            f"FROM {events} e LEFT JOIN {chain} c ON c.position = e.{position} WHERE e.{position} "
         )
         self._link_at_sql = f"SELECT link FROM {chain} WHERE position = {mark}"
 
@@ -121,10 +119,10 @@ class EventLog:
         """The stored events at ``positions`` (those that exist), in position order, with their links."""
         if not positions:
             return []
-        if self._in.startswith("IN"):
-            rows = self._query(self._at_sql.format(self._in.format(", ".join("?" * len(positions)))), list(positions))
+        if self._mark == "?":
+            rows = self._query(self._at_sql + f"IN ({', '.join('?' * len(positions))})", list(positions))
         else:
-            rows = self._query(self._at_sql.format(self._in.format("%s")), (list(positions),))
+            rows = self._query(self._at_sql + "= ANY(%s)", (list(positions),))
         found = [(r["position"], self._stored(r), bytes(r["link"]) if r["link"] is not None else None) for r in rows]
         return sorted(found, key=lambda item: item[0])
 
