@@ -46,7 +46,8 @@ class Verdict:
         if self.ok:
             head = self.head_link.hex() if self.head_link else GENESIS.hex()
             return f"ok: {self.checked} events checked; head position {self.head_position or 0}, link {head}"
-        return f"FAILED at position {self.bad_position}: {self.problem}: {self.message} ({self.checked} events checked before it)"
+        return (f"FAILED at position {self.bad_position}: {self.problem}: {self.message} "
+                f"({self.checked} events checked before it)")
 
 
 class _Broken(Exception):
@@ -103,10 +104,10 @@ def _check_row(log: EventLog, row: LogRow, previous_position: int | None, previo
     if row.event is None:
         raise _Broken(p, "removed", f"the event at position {p} was removed (its link remains)")
     if row.previous_position != previous_position:
-        if row.previous_position is not None and (previous_position is None or row.previous_position > previous_position):
-            missing = row.previous_position
-            raise _Broken(missing, "removed",
-                          f"the event at position {missing} and its link were removed (position {p} was chained after it)")
+        missing = row.previous_position
+        if missing is not None and (previous_position is None or missing > previous_position):
+            raise _Broken(missing, "removed", f"the event at position {missing} and its link were removed "
+                                              f"(position {p} was chained after it)")
         raise _Broken(p, "reordered", f"position {p} was chained after position {row.previous_position}, "
                                       f"not after {previous_position}")
     if _link_of(row.event, previous_link, p) != row.link:
