@@ -105,6 +105,42 @@ def _projection_status(settings: Settings) -> int:
     return 0
 
 
+def _audit_verify(settings: Settings, file: str | None, anchor_text: str | None) -> int:
+    from pathlib import Path
+
+    from eventsourcing.persistence import PersistenceError
+
+    from commands.service import TaskFlowApplication
+    from infra.audit_log import opened_event_log
+    from infra.audit_verify import Anchor, verify_export, verify_log
+    from infra.composition import event_store_env
+
+    if file is not None and anchor_text:
+        print("error: --anchor checks the stored log; an export carries its own links", file=sys.stderr)
+        return 2
+    try:
+        anchor = Anchor.parse(anchor_text) if anchor_text else None
+    except ValueError as error:
+        print(f"error: --anchor: {error}", file=sys.stderr)
+        return 2
+
+    if file is None and settings.embedded and not (settings.data_dir / "events.db").exists():
+        print(f"error: no event store in {settings.data_dir.resolve()} (set TASKFLOW_DATA_DIR or DATABASE_URL)",
+              file=sys.stderr)
+        return 2
+    try:
+        if file is not None:
+            verdict = verify_export(Path(file))
+        else:
+            with opened_event_log(TaskFlowApplication.name, event_store_env(settings)) as log:
+                verdict = verify_log(log, anchor)
+    except (OSError, PersistenceError) as error:
+        print(f"error: cannot read the {'export' if file else 'event store'}: {error}", file=sys.stderr)
+        return 2
+    print(verdict.summary(), file=sys.stdout if verdict.ok else sys.stderr)
+    return 0 if verdict.ok else 1
+
+
 def _rotate_keys(settings: Settings) -> int:
     from infra.keys import rotate
 
@@ -146,6 +182,14 @@ def parser() -> argparse.ArgumentParser:
     )
     projections.add_parser("status", help="applied position, head and lag of each projection")
 
+    audit = commands.add_parser("audit", help="tamper evidence of the event log").add_subparsers(
+        dest="action", required=True
+    )
+    verify = audit.add_parser("verify", help="recompute the hash chain of the whole log (or of an export)")
+    verify.add_argument("--file", metavar="EXPORT.jsonl", help="check an export of GET /api/v1/audit/export instead")
+    verify.add_argument("--anchor", metavar="POSITION:LINK",
+                        help="a link recorded earlier (a previous head): fail if the chain no longer holds it")
+
     keys = commands.add_parser("keys", help="JWT signing keys").add_subparsers(dest="action", required=True)
     keys.add_parser("rotate", help="add a new signing key (old ones keep verifying)")
     return root
@@ -168,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _grant_role(settings, args.email, args.role)
     if args.command == "projections":
         return _projection_status(settings)
+    if args.command == "audit":
+        return _audit_verify(settings, args.file, args.anchor)
     if args.command == "keys":
         return _rotate_keys(settings)
     return 2

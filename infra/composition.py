@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from commands.passwords import PasswordHasher
 from commands.service import TaskFlowApplication
+from infra.audit_log import StoredAuditLog
 from infra.event_history import StoredEventHistory
 from infra.http import error_body, install_http_plumbing, request_id_of
 from infra.keys import KeyRing
@@ -95,12 +96,15 @@ def event_store_env(settings: Settings) -> dict[str, str]:
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(settings.data_dir / "events.db"),
             "SQLITE_LOCK_TIMEOUT": "30",
+            # Keeps the tamper-evident hash chain in each append's transaction.
+            "APPLICATION_RECORDER_TOPIC": "infra.event_chain:ChainedSQLiteApplicationRecorder",
         }
     url = urlsplit(settings.database_url)
     if url.scheme not in ("postgres", "postgresql") or not url.path.strip("/"):
         raise ValueError("DATABASE_URL must look like postgresql://user:password@host:port/database")
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "APPLICATION_RECORDER_TOPIC": "infra.event_chain:ChainedPostgresApplicationRecorder",
         "POSTGRES_DBNAME": unquote(url.path.strip("/")),
         "POSTGRES_HOST": url.hostname or "127.0.0.1",
         "POSTGRES_PORT": str(url.port or 5432),
@@ -258,6 +262,7 @@ def build_http_app(
             wait_max_ms=system.settings.consistency_wait_max_ms,
             search=system.search,
             scratch_store=ScratchReadModelStore,
+            audit=StoredAuditLog(system.app),
         )
         app.include_router(read_router())
     if run_projector and system.kafka_check is not None:

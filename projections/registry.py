@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from projections.activity import ActivityProjection
 from projections.analytics.projection import AnalyticsProjection
+from projections.audit import AuditIndexProjection
 from projections.base import Projection
 from projections.comments import CommentsProjection
 from projections.projects import ProjectsProjection
@@ -19,4 +20,5 @@ def all_projections() -> list[Projection]:
         CommentsProjection(),
         ActivityProjection(),
         AnalyticsProjection(),
+        AuditIndexProjection(),
     ]

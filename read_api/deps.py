@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 from uuid import UUID
@@ -30,6 +30,16 @@ class EventHistory(Protocol):
         """(position, domain event) for each event of these classes after ``position``, in order."""
 
 
+class AuditTrail(Protocol):
+    def events_at(self, positions: Sequence[int]) -> Sequence[tuple[int, Any, str | None]]:
+        """(position, domain event, hash-chain link in hex) for each stored event at ``positions``."""
+
+    def export(self, first: int, last: int) -> Iterator[bytes]:
+        """JSON Lines of the raw stored events and links at positions first..last."""
+
+    def head_position(self) -> int: ...
+
+
 class SearchIndex(Protocol):
     def search(self, query: SearchQuery) -> SearchResult: ...
 
@@ -47,6 +57,7 @@ class ReadServices:
     search: SearchIndex | None = None
     # A new, empty, private read-model store per call: time travel replays history into it.
     scratch_store: Callable[[], ReadModelStore] | None = None
+    audit: AuditTrail | None = None
 
     def position(self, projection: str) -> int:
         """What a projection has applied, asked of the store that holds it."""

@@ -172,11 +172,16 @@ class ListRequest:
     """A parsed list request, and how to shape its response (meta and links)."""
 
     def __init__(self, url: URL, params: QueryParams, table: Table, default_sort: list[Sort],
-                 extra_allowed: set[str] = frozenset()):
+                 extra_allowed: set[str] = frozenset(), *, cursor_only: bool = False):
+        """``cursor_only``: for collections too large for page numbers (``page``/``perPage`` are a 400)."""
         self.url = url
         self.filters = parse_filters(params, table, extra_allowed)
         self.sort = parse_sort(params.get("sort"), table, default_sort)
-        self.cursor_mode = "cursor" in params or "limit" in params
+        if cursor_only:
+            for name in ("page", "perPage"):
+                if name in params:
+                    raise InvalidInput.on(name, "this collection pages by cursor: use cursor and limit")
+        self.cursor_mode = cursor_only or "cursor" in params or "limit" in params
         if self.cursor_mode:
             self.per_page = _int_param(params, "limit", 50, 1, MAX_PER_PAGE)
             self.page = 1
