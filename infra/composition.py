@@ -18,6 +18,7 @@ from commands.service import TaskFlowApplication
 from infra.event_history import StoredEventHistory
 from infra.http import error_body, install_http_plumbing, request_id_of
 from infra.keys import KeyRing
+from infra.projection_ops import ProjectionOperations
 from infra.projector import ProjectionRunner, Projector
 from infra.settings import Settings
 from infra.postgres_readmodels import PostgresReadModelStore
@@ -66,6 +67,8 @@ class TaskFlowSystem:
     # With Kafka: publishes the log to the topic (started by `serve` and `relay` only).
     relay: KafkaRelay | None = None
     kafka_check: KafkaCheck | None = None
+    # Status, dead letters, retry and skip (the admin routes and `taskflow projections`).
+    operations: ProjectionOperations | None = None
 
     def close(self) -> None:
         self.projector.stop()
@@ -175,6 +178,8 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
         kafka_check = KafkaCheck(kafka)
     app.on_saved(projector.wake)
     history = StoredEventHistory(app)
+    operations = ProjectionOperations(projector.runners, store, app.recorder, app.mapper,  # type: ignore[arg-type]
+                                      relay_name=relay.name if relay else None)
     return TaskFlowSystem(
         settings=settings,
         app=app,
@@ -194,6 +199,7 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
         search=search,
         relay=relay,
         kafka_check=kafka_check,
+        operations=operations,
     )
 
 
@@ -210,7 +216,9 @@ def _select(projections: list[Projection], names: Sequence[str] | None) -> list[
 def _search_store(settings: Settings, store: ReadModelStore) -> SearchStore:
     """Elasticsearch when configured; else full-text search in the read-model database."""
     if settings.elasticsearch_url:
-        return ElasticsearchSearchStore(settings.elasticsearch_url, alias=settings.elasticsearch_index_prefix)
+        # Its dead letters go to the read-model database (Elasticsearch has no transactions).
+        return ElasticsearchSearchStore(settings.elasticsearch_url, alias=settings.elasticsearch_index_prefix,
+                                        dead_letters=store.dead_letter_transaction)  # type: ignore[attr-defined]
     if isinstance(store, PostgresReadModelStore):
         return PostgresSearchStore(store.pool)
     return SQLiteSearchStore(settings.data_dir / "readmodels.db")
@@ -257,6 +265,7 @@ def build_http_app(
             wait_default_ms=system.settings.consistency_wait_default_ms,
             wait_max_ms=system.settings.consistency_wait_max_ms,
             search=system.search,
+            projections=system.operations,
         )
         app.include_router(read_router())
     if run_projector and system.kafka_check is not None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from read_api.routes import history, projects, search, tasks, users
+from read_api.routes import admin, history, projects, search, tasks, users
 
 
 def read_router() -> APIRouter:
     router = APIRouter()
-    for module in (users, projects, tasks, history, search):
+    for module in (users, projects, tasks, history, search, admin):
         router.include_router(module.router)
     return router

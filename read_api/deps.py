@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 
 from domain.errors import Unauthenticated
 from domain.identity import Principal
+from projections.operations import DeadLetter, ProjectionStatus, RelayStatus
 from projections.search import SearchProjection, SearchQuery, SearchResult
 from projections.store import ReadModelReader
 
@@ -31,6 +32,20 @@ class SearchIndex(Protocol):
         """The position the search projection has applied (its store keeps it)."""
 
 
+class ProjectionAdmin(Protocol):
+    """Where each projection stands and what it could not apply, read from shared storage."""
+
+    def statuses(self) -> list[ProjectionStatus]: ...
+
+    def status(self, name: str) -> ProjectionStatus:
+        """Raises NotFound for an unknown projection."""
+
+    def relay(self) -> RelayStatus | None: ...
+
+    def dead_letters(self, name: str) -> list[DeadLetter]:
+        """Raises NotFound for an unknown projection."""
+
+
 @dataclass
 class ReadServices:
     store: ReadModelReader
@@ -39,6 +54,7 @@ class ReadServices:
     wait_default_ms: int = 2000
     wait_max_ms: int = 10000
     search: SearchIndex | None = None
+    projections: ProjectionAdmin | None = None
 
     def position(self, projection: str) -> int:
         """What a projection has applied, asked of the store that holds it."""
