@@ -65,16 +65,19 @@ class PoisonEvent(Exception):
         self.message = f"{type(error).__name__}: {error}"
 
 
-# Backends failing, not the event: the batch is retried later as it is, nothing is dead-lettered.
-_OUTAGES: tuple[type[BaseException], ...] = (
-    OSError, psycopg.OperationalError, sqlite3.OperationalError, elastic_transport.TransportError,
+# Failures not to blame on the event: the batch is retried later as it is, nothing is dead-lettered.
+# Every PostgreSQL error counts: in pipeline mode an error surfaces at a later statement (or the
+# commit), not at the event that caused it. SQLite's errors are raised by the statement itself.
+_NOT_THE_EVENT: tuple[type[BaseException], ...] = (
+    OSError, psycopg.Error, sqlite3.OperationalError, elastic_transport.TransportError,
 )
 
 
 def is_outage(error: BaseException) -> bool:
+    """A backend failed (or cannot say which event made it fail), rather than the handler."""
     if isinstance(error, elasticsearch.ApiError):
         return error.meta.status == 429 or error.meta.status >= 500
-    return isinstance(error, _OUTAGES)
+    return isinstance(error, _NOT_THE_EVENT)
 
 
 T = TypeVar("T")

@@ -18,14 +18,15 @@ class RaisesOn:
     """Wraps a projection: raises on every event ``poisoned(event, position)`` is true for, and
     applies the others as the projection does. Setting ``fixed`` is "deploying the fix"."""
 
-    def __init__(self, inner: Any, poisoned: Callable[[Any, int], bool]):
-        self.inner, self.poisoned = inner, poisoned
+    def __init__(self, inner: Any, poisoned: Callable[[Any, int], bool],
+                 error: Callable[[int], Exception] = lambda p: PoisonedBy(f"handler bug on the event at position {p}")):
+        self.inner, self.poisoned, self.error = inner, poisoned, error
         self.name, self.version, self.tables, self.topics = inner.name, inner.version, inner.tables, inner.topics
         self.fixed = False
 
     def process(self, event: Any, tx: Any, position: int) -> None:
         if not self.fixed and self.poisoned(event, position):
-            raise PoisonedBy(f"handler bug on the event at position {position}")
+            raise self.error(position)
         self.inner.process(event, tx, position)
 
 

@@ -138,6 +138,22 @@ def test_skip_keeps_the_event_for_the_record_and_applies_the_parked_ones_up_to_o
     assert system.operations.status("tasks").state == "caught-up"
 
 
+def test_a_backend_failing_inside_a_handler_dead_letters_nothing_and_the_batch_is_applied_once_it_is_back(system):
+    head = generate_history(system.app, tasks=6, changes=30)
+    poison = pick_poison(system.app.recorder, runner_of(system, "tasks").projection.topics, later_events=1)
+    runner = poisoned(system, "tasks", poison.position)
+    runner.projection.error = lambda _position: ConnectionResetError("the database went away")
+    for _ in range(3):
+        system.projector.run_once()
+    assert summary(system, "tasks") == []
+    assert system.store.position("tasks") < poison.position
+    assert (runner.status.state, runner.status.failing_position) == ("failing", poison.position)
+
+    runner.projection.fixed = True  # the backend is back
+    catch_up(system)
+    assert system.store.position("tasks") == head and summary(system, "tasks") == []
+
+
 def test_retry_and_skip_refuse_what_they_cannot_do(system):
     generate_history(system.app, tasks=6, changes=30)
     poison = pick_poison(system.app.recorder, runner_of(system, "tasks").projection.topics, later_events=1)
