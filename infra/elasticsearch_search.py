@@ -224,8 +224,9 @@ class ElasticsearchSearchStore:
         # Elasticsearch and the SQL database share no transaction. The dead letters (and parked
         # events) a batch records commit in SQL after its documents are written and BEFORE its
         # position is: a crash in between applies the batch again, which external versioning makes
-        # harmless, and records the same dead letters again (one row per position: nothing is
-        # duplicated, only ``attempts`` grows). A failure before the SQL commit records nothing.
+        # harmless, and meets its dead letters again: an event already dead-lettered is left as
+        # recorded, parked ones are parked again (one row per position). A failure before the SQL
+        # commit records nothing.
         with self._dead_letters(projection) if self._dead_letters else nullcontext() as letters:
             position = self._position(self.index_name, projection)
             tx = _Transaction(self, projection, position, letters)

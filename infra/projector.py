@@ -115,6 +115,8 @@ class EventApplier:
     def apply(self, n: Notification, tx: ProjectionTransaction) -> None:
         aggregate_id = str(n.originator_id)
         if self.letters is not None:
+            if self.blocked.get(aggregate_id) == n.id:
+                return  # dead-lettered already (the batch is applied again after a crash): left as it is
             if aggregate_id in self.blocked:
                 self.letters.park(n.id, aggregate_id, n.topic, behind=self.blocked[aggregate_id])
                 return

@@ -172,15 +172,21 @@ def test_retry_and_skip_refuse_what_they_cannot_do(system):
         system.operations.dead_letters("nope")
 
 
-def test_a_poison_event_in_the_search_projection_is_dead_lettered_and_retried(system, settings):
+def a_task_and_its_changes(system):
+    """A task created then changed twice, and another task: (created, described, last, other)."""
     owner = system.app.register_user(RegisterUser(email="searcher@example.com", password="password123",
                                                   name="Searcher"), ctx(None, 1)).aggregate.id
     project = system.app.create_project(CreateProject(name="Zoo"), ctx(owner, 2)).aggregate.id
     created = system.app.create_task(project, CreateTask(title="Zebracorn sighting"), ctx(owner, 3))
-    task = created.aggregate.id
-    described = system.app.update_task(task, UpdateTask(description="striped"), ctx(owner, 4)).position
-    last = system.app.update_task(task, UpdateTask(title="Zebracorn confirmed"), ctx(owner, 5))
+    described = system.app.update_task(created.aggregate.id, UpdateTask(description="striped"), ctx(owner, 4)).position
+    last = system.app.update_task(created.aggregate.id, UpdateTask(title="Zebracorn confirmed"), ctx(owner, 5))
     other = system.app.create_task(project, CreateTask(title="Unicorn sighting"), ctx(owner, 6)).position
+    return created, described, last, other
+
+
+def test_a_poison_event_in_the_search_projection_is_dead_lettered_and_retried(system, settings):
+    created, described, last, other = a_task_and_its_changes(system)
+    task = created.aggregate.id
     runner = poisoned(system, "search", created.position)
     catch_up(system)
 
@@ -234,3 +240,26 @@ def test_a_crash_neither_loses_nor_duplicates_a_dead_letter(crash, system, setti
     runner.projection.fixed = True
     system.operations.retry("tasks", poison.position)
     assert dump(system.store) == reference(system, tmp_path / "ref.db")
+
+
+def test_elasticsearch_a_crash_between_recording_a_dead_letter_and_the_position_records_it_once(system, settings):
+    if not settings.elasticsearch_url:
+        pytest.skip("only Elasticsearch keeps its position outside the dead letters' transaction")
+    created, described, last, other = a_task_and_its_changes(system)
+    poisoned(system, "search", created.position)
+    es = system.search.es
+
+    def killed(**_: object) -> None:  # the process dies after the SQL commit, before the position
+        raise ConnectionResetError("killed before the position was recorded")
+
+    es.index = killed  # only the tracking document is written with ``index``; documents go in bulk
+    system.projector.run_once()
+    parked = [(described, "parked", created.position, 0), (last.position, "parked", created.position, 0)]
+    assert summary(system, "search") == [(created.position, "open", None, 1), *parked]
+    assert system.search.position("search") < created.position
+
+    del es.index  # restarted
+    catch_up(system)
+    assert system.search.position("search") == other
+    # The batch was applied again and met the dead letters again: recorded once, as they were.
+    assert summary(system, "search") == [(created.position, "open", None, 1), *parked]

@@ -22,7 +22,7 @@ def test_a_kafka_worker_dead_letters_a_poison_event_goes_on_and_a_retry_complete
     poison = pick_poison(system.app.recorder, consumer.projection.topics)
     consumer.projection = RaisesOn(consumer.projection, at_positions(poison.position))
 
-    consume_to(head, consumers_of(system))
+    consume_to(head, consumers_of(system), timeout=90)  # five groups to form on a shared, busy broker
     letters = system.operations.dead_letters("tasks")
     assert [(d.position, d.status, d.blocked_by) for d in letters] == [(poison.position, "open", None)] + [
         (q, "parked", poison.position) for q in poison.later
