@@ -95,6 +95,7 @@ def _grant_role(settings: Settings, email: str, role: str) -> int:
 def _projections(settings: Settings, args: argparse.Namespace) -> int:
     from domain.errors import TaskFlowError
     from infra.composition import build_system
+    from infra.projector import ProjectionFailed
 
     system = build_system(settings)
     operations = system.operations
@@ -115,6 +116,9 @@ def _projections(settings: Settings, args: argparse.Namespace) -> int:
                 return 1
     except TaskFlowError as error:
         print(f"error: {error.message}", file=sys.stderr)
+        return 1
+    except ProjectionFailed as error:  # a backend failed: nothing changed, try again later
+        print(f"error: {error}", file=sys.stderr)
         return 1
     finally:
         system.close()

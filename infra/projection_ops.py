@@ -19,7 +19,7 @@ from domain.errors import Conflict, NotFound
 from infra.elasticsearch_search import ElasticsearchSearchStore
 from infra.postgres_readmodels import PostgresReadModelStore
 from infra.postgres_search import PostgresSearchStore
-from infra.projector import PoisonEvent, ProjectionRunner, apply_with_dead_letters, is_outage
+from infra.projector import ProjectionRunner, apply_event, apply_with_dead_letters
 from infra.redis_cache import RowCache, TouchRecorder
 from projections.base import Projection
 from projections.operations import DeadLetter, ProjectionStatus, RelayStatus
@@ -172,12 +172,7 @@ class ProjectionOperations:
                     letters.move_parked(behind=position, after=n.id, to=n.id)
                     repair.failed, repair.error = n.id, poisons[n.id]
                     break
-                try:
-                    worker.projection.process(self.mapper.to_domain_event(n), tx, n.id)
-                except Exception as error:
-                    if is_outage(error):
-                        raise
-                    raise PoisonEvent(n.id, error) from error
+                apply_event(worker.projection, self.mapper, n, tx)
                 letters.resolve(n.id, "retried")
                 repair.applied.append(n.id)
             written = tx.final_rows() if isinstance(tx, TouchRecorder) else []

@@ -80,6 +80,19 @@ def is_outage(error: BaseException) -> bool:
     return isinstance(error, _NOT_THE_EVENT)
 
 
+def apply_event(projection: Projection, mapper: Mapper[Any], n: Notification, tx: ProjectionTransaction,
+                *, dead_letters: bool = True) -> None:
+    """Apply one event. If its handler fails, PoisonEvent blames the event; ProjectionFailed is
+    raised instead when a backend failed, or the store keeps no dead letters (the projection
+    then stops at the event, to be retried, as it would without dead letters)."""
+    try:
+        projection.process(mapper.to_domain_event(n), tx, n.id)
+    except Exception as error:
+        if not dead_letters or is_outage(error):
+            raise ProjectionFailed(projection.name, n.id, error) from error
+        raise PoisonEvent(n.id, error) from error
+
+
 T = TypeVar("T")
 
 
@@ -125,12 +138,7 @@ class EventApplier:
                 self.blocked[aggregate_id] = n.id
                 self.dead_lettered.append(n.id)
                 return
-        try:
-            self.projection.process(self.mapper.to_domain_event(n), tx, n.id)
-        except Exception as error:
-            if self.letters is None or is_outage(error):
-                raise ProjectionFailed(self.projection.name, n.id, error) from error
-            raise PoisonEvent(n.id, error) from error
+        apply_event(self.projection, self.mapper, n, tx, dead_letters=self.letters is not None)
         self.applied += 1
 
     def report(self) -> None:

@@ -5,6 +5,7 @@ in exactly the read model a clean rebuild gives; a crash neither loses nor dupli
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -44,12 +45,16 @@ def without(rows, aggregate_id):
 
 
 def test_a_poison_event_is_dead_lettered_the_projection_goes_on_and_a_retry_after_the_fix_completes_it(
-    system, settings, tmp_path
+    system, settings, tmp_path, caplog
 ):
     head = generate_history(system.app)
     poison = pick_poison(system.app.recorder, runner_of(system, "tasks").projection.topics)
     runner = poisoned(system, "tasks", poison.position)
-    catch_up(system)
+    with caplog.at_level(logging.ERROR, logger="taskflow.projector"):
+        catch_up(system)
+    logged = [(r.levelno, r.projection, r.position) for r in caplog.records if "dead-lettered" in r.getMessage()]
+    assert logged == [(logging.ERROR, "tasks", poison.position)]
+    assert "handler bug" in next(r.error for r in caplog.records if "dead-lettered" in r.getMessage())
 
     # The projection went on to the head; the event is recorded with its error; the aggregate's
     # later events wait behind it.
