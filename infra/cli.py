@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from infra.settings import Settings
+
+if TYPE_CHECKING:  # imported when run, by the commands that need them
+    from infra.projection_ops import ProjectionOperations
+    from projections.operations import DeadLetter
 
 
 def _serve(settings: Settings, host: str, port: int, *, write: bool, read: bool, projector: bool,
@@ -87,19 +92,34 @@ def _grant_role(settings: Settings, email: str, role: str) -> int:
     return 0
 
 
-def _projection_status(settings: Settings) -> int:
+def _projections(settings: Settings, args: argparse.Namespace) -> int:
+    from domain.errors import TaskFlowError
     from infra.composition import build_system
+    from infra.projector import ProjectionFailed
 
     system = build_system(settings)
+    operations = system.operations
+    assert operations is not None
     try:
-        head = system.app.head_position()
-        print(f"{'projection':<12} {'applied':>10} {'head':>10} {'lag':>8}")
-        for runner in system.projector.runners:
-            applied = runner.store.position(runner.name)
-            print(f"{runner.name:<12} {applied:>10} {head:>10} {head - applied:>8}")
-        if system.relay is not None:
-            relayed = system.store.position(system.relay.name)
-            print(f"{'relay':<12} {relayed:>10} {head:>10} {head - relayed:>8}")
+        if args.action == "status":
+            _print_status(operations)
+        elif args.action == "dead-letters":
+            _print_dead_letters(operations.dead_letters(args.name))
+        else:
+            repair = getattr(operations, args.action)(args.name, args.position)
+            applied = ", ".join(map(str, repair.applied)) or "nothing"
+            verb = "retried" if args.action == "retry" else "skipped"
+            print(f"{args.name}: position {args.position} {verb}; applied: {applied}")
+            if repair.failed is not None:
+                print(f"error: position {repair.failed} failed again and stays dead-lettered: {repair.error}",
+                      file=sys.stderr)
+                return 1
+    except TaskFlowError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
+    except ProjectionFailed as error:  # a backend failed: nothing changed, try again later
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     finally:
         system.close()
     return 0
@@ -139,6 +159,24 @@ def _audit_verify(settings: Settings, file: str | None, anchor_text: str | None)
         return 2
     print(verdict.summary(), file=sys.stdout if verdict.ok else sys.stderr)
     return 0 if verdict.ok else 1
+def _print_status(operations: ProjectionOperations) -> None:
+    print(f"{'projection':<12} {'store':<20} {'feed':<6} {'applied':>9} {'head':>9} {'lag':>7} {'state':<10} "
+          f"{'dead':>5} {'parked':>6}")
+    for s in operations.statuses():
+        store = f"{s.store}+redis" if s.cached else s.store
+        print(f"{s.name:<12} {store:<20} {s.feed:<6} {s.applied_position:>9} {s.head_position:>9} {s.lag:>7} "
+              f"{s.state:<10} {s.dead_letters:>5} {s.parked_events:>6}")
+    relay = operations.relay()
+    if relay is not None:
+        print(f"{'relay':<12} {'kafka':<20} {'':<6} {relay.position:>9} {relay.head_position:>9} {relay.lag:>7}")
+
+
+def _print_dead_letters(letters: list[DeadLetter]) -> None:
+    print(f"{'position':>9} {'status':<8} {'attempts':>8} {'aggregate':<36} {'event':<28} error / waits behind")
+    for d in letters:
+        event = d.event_type.rsplit(":", 1)[-1]
+        reason = d.error if d.status != "parked" else f"waits behind {d.blocked_by}"
+        print(f"{d.position:>9} {d.status:<8} {d.attempts:>8} {d.aggregate_id:<36} {event:<28} {reason or ''}")
 
 
 def _rotate_keys(settings: Settings) -> int:
@@ -180,7 +218,14 @@ def parser() -> argparse.ArgumentParser:
     projections = commands.add_parser("projections", help="read-model operations").add_subparsers(
         dest="action", required=True
     )
-    projections.add_parser("status", help="applied position, head and lag of each projection")
+    projections.add_parser("status", help="store, applied position, head, lag, state and dead letters of each projection")
+    listing = projections.add_parser("dead-letters", help="the events a projection could not apply, and those parked")
+    listing.add_argument("name", metavar="NAME")
+    for action, text in (("retry", "apply a dead-lettered event with the current code, then the events parked behind it"),
+                         ("skip", "give up a dead-lettered event (kept as skipped) and apply the events parked behind it")):
+        repair = projections.add_parser(action, help=text)
+        repair.add_argument("name", metavar="NAME")
+        repair.add_argument("position", metavar="POSITION", type=int)
 
     audit = commands.add_parser("audit", help="tamper evidence of the event log").add_subparsers(
         dest="action", required=True
@@ -211,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "users":
         return _grant_role(settings, args.email, args.role)
     if args.command == "projections":
-        return _projection_status(settings)
+        return _projections(settings, args)
     if args.command == "audit":
         return _audit_verify(settings, args.file, args.anchor)
     if args.command == "keys":

@@ -19,6 +19,7 @@ from infra.audit_log import StoredAuditLog
 from infra.event_history import StoredEventHistory
 from infra.http import error_body, install_http_plumbing, request_id_of
 from infra.keys import KeyRing
+from infra.projection_ops import ProjectionOperations
 from infra.projector import ProjectionRunner, Projector
 from infra.settings import Settings
 from infra.postgres_readmodels import PostgresReadModelStore
@@ -67,6 +68,8 @@ class TaskFlowSystem:
     # With Kafka: publishes the log to the topic (started by `serve` and `relay` only).
     relay: KafkaRelay | None = None
     kafka_check: KafkaCheck | None = None
+    # Status, dead letters, retry and skip (the admin routes and `taskflow projections`).
+    operations: ProjectionOperations | None = None
 
     def close(self) -> None:
         self.projector.stop()
@@ -179,6 +182,8 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
         kafka_check = KafkaCheck(kafka)
     app.on_saved(projector.wake)
     history = StoredEventHistory(app)
+    operations = ProjectionOperations(projector.runners, store, app.recorder, app.mapper,  # type: ignore[arg-type]
+                                      relay_name=relay.name if relay else None)
     return TaskFlowSystem(
         settings=settings,
         app=app,
@@ -198,6 +203,7 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
         search=search,
         relay=relay,
         kafka_check=kafka_check,
+        operations=operations,
     )
 
 
@@ -214,7 +220,9 @@ def _select(projections: list[Projection], names: Sequence[str] | None) -> list[
 def _search_store(settings: Settings, store: ReadModelStore) -> SearchStore:
     """Elasticsearch when configured; else full-text search in the read-model database."""
     if settings.elasticsearch_url:
-        return ElasticsearchSearchStore(settings.elasticsearch_url, alias=settings.elasticsearch_index_prefix)
+        # Its dead letters go to the read-model database (Elasticsearch has no transactions).
+        return ElasticsearchSearchStore(settings.elasticsearch_url, alias=settings.elasticsearch_index_prefix,
+                                        dead_letters=store.dead_letter_transaction)  # type: ignore[attr-defined]
     if isinstance(store, PostgresReadModelStore):
         return PostgresSearchStore(store.pool)
     return SQLiteSearchStore(settings.data_dir / "readmodels.db")
@@ -263,6 +271,7 @@ def build_http_app(
             search=system.search,
             scratch_store=ScratchReadModelStore,
             audit=StoredAuditLog(system.app),
+            projections=system.operations,
         )
         app.include_router(read_router())
     if run_projector and system.kafka_check is not None:

@@ -16,13 +16,14 @@ same rule as the SQL stores).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from elasticsearch import BadRequestError, ConflictError, Elasticsearch, NotFoundError, helpers
 
+from infra.dead_letters import DeadLetterLog
 from infra.search_text import empty_facets, ordered_facets, query_terms
 from projections.schema import Table
 from projections.search import (
@@ -98,11 +99,14 @@ def _fields(source: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _Transaction:
-    def __init__(self, store: ElasticsearchSearchStore, projection: str, position: int):
+    def __init__(self, store: ElasticsearchSearchStore, projection: str, position: int,
+                 dead_letters: DeadLetterLog | None):
         self._es = store.es
         self._index = store.index_name
         self.projection = projection
         self.position = position
+        # In the read-model SQL database (None: a poison event stops the projection).
+        self.dead_letters = dead_letters
         self.new_position: int | None = None
         self._pending: list[dict[str, Any]] = []
         self._batch: dict[str, _Stored] = {}
@@ -185,9 +189,12 @@ class _Transaction:
 
 
 class ElasticsearchSearchStore:
-    def __init__(self, url: str, *, alias: str = "taskflow-search"):
+    def __init__(self, url: str, *, alias: str = "taskflow-search",
+                 dead_letters: Callable[[str], AbstractContextManager[DeadLetterLog]] | None = None):
         self.es = Elasticsearch(url, request_timeout=30, max_retries=3, retry_on_timeout=True)
         self.alias = alias
+        # Opens a transaction on the projection's dead letters in the read-model SQL database.
+        self._dead_letters = dead_letters
         # The index this process writes (set by ensure_tables); reads go through the alias.
         self.index_name = alias
 
@@ -214,10 +221,17 @@ class ElasticsearchSearchStore:
 
     @contextmanager
     def transaction(self, projection: str) -> Iterator[_Transaction]:
-        position = self._position(self.index_name, projection)
-        tx = _Transaction(self, projection, position)
-        yield tx
-        tx.flush()
+        # Elasticsearch and the SQL database share no transaction. The dead letters (and parked
+        # events) a batch records commit in SQL after its documents are written and BEFORE its
+        # position is: a crash in between applies the batch again, which external versioning makes
+        # harmless, and meets its dead letters again: an event already dead-lettered is left as
+        # recorded, parked ones are parked again (one row per position). A failure before the SQL
+        # commit records nothing.
+        with self._dead_letters(projection) if self._dead_letters else nullcontext() as letters:
+            position = self._position(self.index_name, projection)
+            tx = _Transaction(self, projection, position, letters)
+            yield tx
+            tx.flush()
         if tx.new_position is not None and tx.new_position > position:
             try:
                 self.es.index(

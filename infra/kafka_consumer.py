@@ -20,6 +20,8 @@ minimum of its partitions' positions: every event up to it has been applied, whi
 it went to. A partition with no row yet stands at that reported position (true by definition),
 so a projection built by the log-following projector carries on from where it was. With the Redis
 row cache, a worker writes the rows it touched through after each commit, as the runner does.
+A poison event is dead-lettered as by the log-following runner (``EventApplier``): the poll's
+batch is applied again without it, its partition moves past it in the same commit.
 """
 
 from __future__ import annotations
@@ -37,7 +39,15 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
 from infra.kafka_relay import CLIENT_DEFAULTS, DEFAULT_TOPIC, WATERMARK, decode_event, ensure_topic, header
-from infra.projector import ProjectionFailed, ProjectionRunner, Projector, RunnerState, prepare_store
+from infra.projector import (
+    EventApplier,
+    ProjectionFailed,
+    ProjectionRunner,
+    Projector,
+    RunnerState,
+    apply_with_dead_letters,
+    prepare_store,
+)
 from infra.redis_cache import RowCache, TouchRecorder
 from projections.base import Projection
 from projections.store import PartitionedReadModelStore, PartitionPosition
@@ -184,11 +194,28 @@ class KafkaProjectionConsumer:
         return sum(len(records) for records in batch.values())
 
     def apply(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        applied = 0
         # The topic's partitions (from metadata; none when unknown, and then nothing new is reported).
         partitions = set(self._consumer.partitions_for_topic(self.topic) or ()) if self._consumer else set()
+        try:
+            applier, tracked, reported, written = apply_with_dead_letters(
+                lambda poisons: self._apply(batch, partitions, poisons))
+        except ProjectionFailed as error:
+            self.status.failing_position = error.position
+            raise
+        if self.cache is not None:
+            self.cache.write_through(self.name, written, reported)
+        applier.report()
+        self.status.applied_events += applier.applied
+        self.status.state, self.status.last_error, self.status.failing_position = "running", None, None
+        self._commit_hint({TopicPartition(self.topic, p): tracked[p].offset for p in
+                           {tp.partition for tp in batch} if p in tracked})
+
+    def _apply(self, batch: dict[TopicPartition, list[ConsumerRecord]], partitions: set[int],
+               poisons: dict[int, str]) -> tuple[EventApplier, dict[int, PartitionPosition], int, list[Any]]:
+        """The batch in one transaction (a poison event raises PoisonEvent: see apply_with_dead_letters)."""
         with self.store.transaction(self.name) as store_tx:
             tx = TouchRecorder(store_tx) if self.cache is not None else store_tx
+            applier = EventApplier(self.projection, self.mapper, getattr(store_tx, "dead_letters", None), poisons)
             base = store_tx.position  # every event up to here is applied, in any partition
             tracked = store_tx.partitions(self.topic)
             moved: dict[int, PartitionPosition] = {}
@@ -207,13 +234,7 @@ class KafkaProjectionConsumer:
                     if event_position <= position:
                         continue  # published again by a relay that crashed before recording
                     if header(record.headers, "type") in self._topics:
-                        try:
-                            event = self.mapper.to_domain_event(decode_event(record.value))
-                            self.projection.process(event, tx, event_position)
-                        except Exception as error:
-                            self.status.failing_position = event_position
-                            raise ProjectionFailed(self.name, event_position, error) from error
-                        applied += 1
+                        applier.apply(decode_event(record.value), tx)
                     position = event_position
                 if (offset, position) != (at.offset, at.position):
                     tracked[tp.partition] = moved[tp.partition] = PartitionPosition(offset, position)
@@ -224,12 +245,7 @@ class KafkaProjectionConsumer:
             if reported > base:
                 store_tx.advance(reported)
             written = tx.final_rows() if isinstance(tx, TouchRecorder) else []
-        if self.cache is not None:
-            self.cache.write_through(self.name, written, reported)
-        self.status.applied_events += applied
-        self.status.state, self.status.last_error, self.status.failing_position = "running", None, None
-        self._commit_hint({TopicPartition(self.topic, p): tracked[p].offset for p in
-                           {tp.partition for tp in batch} if p in tracked})
+        return applier, tracked, reported, written
 
     def _commit_hint(self, offsets: dict[TopicPartition, int]) -> None:
         """Kafka's committed offsets follow the database's (at most every second), for lag
@@ -268,7 +284,7 @@ class KafkaProjectionConsumer:
                     self.poll_once()
                     backoff = 0.0
                     continue
-                except ProjectionFailed as error:  # a poison event: reported, retried slowly
+                except ProjectionFailed as error:  # a handler failed on a backend: reported, retried slowly
                     log.error("projection failed", extra={"projection": self.name, "position": error.position},
                               exc_info=error)
                     backoff = min(max(backoff * 2, 0.5), 30.0)

@@ -13,6 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from infra.dead_letters import DEAD_LETTERS_DDL, DeadLetterLog, read_dead_letters
 from infra.sql_readmodels import (
     PARTITIONS_DDL,
     TRACKING_DDL,
@@ -23,6 +24,7 @@ from infra.sql_readmodels import (
     find_rows,
     query_rows,
 )
+from projections.operations import DeadLetter
 from projections.schema import Table
 from projections.store import ListQuery, ListResult, Row
 
@@ -83,6 +85,7 @@ class PostgresReadModelStore:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(b"projection_tracking"),))
             conn.execute(TRACKING_DDL)
             conn.execute(PARTITIONS_DDL)
+            conn.execute(DEAD_LETTERS_DDL)
 
     def ensure_tables(self, projection: str, version: int, tables: Sequence[Table]) -> None:
         """Create the projection's tables; if its version changed, drop them and start over.
@@ -124,6 +127,19 @@ class PostgresReadModelStore:
     def ping(self) -> None:
         with self.pool.connection(timeout=2) as conn:
             conn.execute("SELECT 1")
+
+    def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        with self.pool.connection() as conn:
+            return read_dead_letters(_executor(conn), "%s", projection)
+
+    @contextmanager
+    def dead_letter_transaction(self, projection: str) -> Iterator[DeadLetterLog]:
+        """A projection's dead letters alone, for a store that keeps its rows elsewhere
+        (Elasticsearch). An advisory lock per projection stands in for the tracking-row lock, so
+        the runner and an operator's retry or skip take turns, as they do on the SQL stores."""
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(f"dead-letters:{projection}".encode()),))
+            yield DeadLetterLog(_executor(conn), "%s", projection)
 
     def close(self) -> None:
         self.pool.close()

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from infra.dead_letters import DEAD_LETTERS_DDL, DeadLetterLog
 from projections.schema import Column, Table
 from projections.store import Filter, ListQuery, ListResult, PartitionPosition, Row, Sort
 
@@ -269,6 +270,11 @@ class SqlTransaction:
             raise ValueError(f"{self.projection}: position may not go back ({position} < {self.position})")
         self.new_position = position
 
+    @property
+    def dead_letters(self) -> DeadLetterLog:
+        """The projection's dead letters, committed with its rows and position."""
+        return DeadLetterLog(self._execute, self.dialect.placeholder, self.projection)
+
     def partitions(self, feed: str) -> dict[int, PartitionPosition]:
         p = self.dialect.placeholder
         rows = self._execute(
@@ -319,12 +325,15 @@ def ensure_projection_tables(
     p = dialect.placeholder
     execute(TRACKING_DDL, [])
     execute(PARTITIONS_DDL, [])
+    execute(DEAD_LETTERS_DDL, [])
     rows = execute(f"SELECT version FROM projection_tracking WHERE name = {p}", [projection])
     if rows and rows[0]["version"] != version:
         for statement in drop:
             execute(statement, [])
         execute(f"DELETE FROM projection_tracking WHERE name = {p}", [projection])
         execute(f"DELETE FROM projection_partitions WHERE projection = {p}", [projection])
+        # Rebuilt from position 0 by the new code: every event will be met (and judged) again.
+        execute(f"DELETE FROM projection_dead_letters WHERE projection = {p}", [projection])
         rows = []
     for statement in create:
         execute(statement, [])

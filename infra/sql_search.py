@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from infra.dead_letters import DeadLetterLog
 from infra.search_text import ordered_facets
 from projections.search import (
     FACETS,
@@ -78,6 +79,11 @@ class SqlSearchTransaction:
         self.projection = projection
         self.position = position
         self.new_position: int | None = None
+
+    @property
+    def dead_letters(self) -> DeadLetterLog:
+        """The projection's dead letters, committed with its documents and position."""
+        return DeadLetterLog(self._execute, self.placeholder, self.projection)
 
     def put(self, document: SearchDocument) -> None:
         current = self._current(document.id)

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from infra.dead_letters import DEAD_LETTERS_DDL, DeadLetterLog, read_dead_letters
 from infra.sql_readmodels import (
     PARTITIONS_DDL,
     TRACKING_DDL,
@@ -20,6 +21,7 @@ from infra.sql_readmodels import (
     find_rows,
     query_rows,
 )
+from projections.operations import DeadLetter
 from projections.schema import Table
 from projections.store import ListQuery, ListResult, Row
 
@@ -61,6 +63,7 @@ class SQLiteFile:
         self._writer = _connect(self.path)
         self._writer.execute(TRACKING_DDL)
         self._writer.execute(PARTITIONS_DDL)
+        self._writer.execute(DEAD_LETTERS_DDL)
         self._local = threading.local()
 
     def _reader(self) -> sqlite3.Connection:
@@ -79,6 +82,16 @@ class SQLiteFile:
 
     def ping(self) -> None:
         self._reader().execute("SELECT 1").fetchone()
+
+    def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        return read_dead_letters(_executor(self._reader()), "?", projection)
+
+    @contextmanager
+    def dead_letter_transaction(self, projection: str) -> Iterator[DeadLetterLog]:
+        """A projection's dead letters alone, for a store that keeps its rows elsewhere
+        (Elasticsearch); under the same write lock as the projections' transactions."""
+        with self._write_lock, _write_transaction(self._writer):
+            yield DeadLetterLog(_executor(self._writer), "?", projection)
 
     def close(self) -> None:
         self._writer.close()

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from read_api.routes import analytics, audit, history, projects, search, tasks, users
+from read_api.routes import admin, analytics, audit, history, projects, search, tasks, users
 
 
 def read_router() -> APIRouter:
     router = APIRouter()
-    for module in (users, projects, tasks, history, search, analytics, audit):
+    for module in (users, projects, tasks, history, search, analytics, audit, admin):
         router.include_router(module.router)
     return router

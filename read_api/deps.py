@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 
 from domain.errors import Unauthenticated
 from domain.identity import Principal
+from projections.operations import DeadLetter, ProjectionStatus, RelayStatus
 from projections.search import SearchProjection, SearchQuery, SearchResult
 from projections.store import ReadModelReader, ReadModelStore
 
@@ -47,6 +48,20 @@ class SearchIndex(Protocol):
         """The position the search projection has applied (its store keeps it)."""
 
 
+class ProjectionAdmin(Protocol):
+    """Where each projection stands and what it could not apply, read from shared storage."""
+
+    def statuses(self) -> list[ProjectionStatus]: ...
+
+    def status(self, name: str) -> ProjectionStatus:
+        """Raises NotFound for an unknown projection."""
+
+    def relay(self) -> RelayStatus | None: ...
+
+    def dead_letters(self, name: str) -> list[DeadLetter]:
+        """Raises NotFound for an unknown projection."""
+
+
 @dataclass
 class ReadServices:
     store: ReadModelReader
@@ -58,6 +73,7 @@ class ReadServices:
     # A new, empty, private read-model store per call: time travel replays history into it.
     scratch_store: Callable[[], ReadModelStore] | None = None
     audit: AuditTrail | None = None
+    projections: ProjectionAdmin | None = None
 
     def position(self, projection: str) -> int:
         """What a projection has applied, asked of the store that holds it."""
