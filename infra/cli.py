@@ -105,6 +105,41 @@ def _projection_status(settings: Settings) -> int:
     return 0
 
 
+def _rebuild_projection(settings: Settings, name: str) -> int:
+    """Rebuild one projection beside the live one and swap it in; progress on stderr."""
+    from tqdm import tqdm
+
+    from domain.errors import Conflict, NotFound
+    from infra.composition import build_system
+    from infra.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    # No projection of this process runs: building them would prepare (or, after a version bump,
+    # reset) the live tables the rebuild is meant to leave alone until its swap.
+    system = build_system(settings, projection_names=[])
+    bar = tqdm(desc=f"rebuild {name}", unit=" events", file=sys.stderr, dynamic_ncols=True)
+
+    def show(state: str, position: int, head: int, _rate: float) -> None:
+        bar.total = max(head, position)
+        bar.set_postfix_str(state, refresh=False)
+        bar.update(position - bar.n)
+
+    try:
+        assert system.rebuilds is not None
+        position = system.rebuilds.run(name, show)
+    except NotFound as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    except Conflict as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        bar.close()
+        system.close()
+    print(f"{name} rebuilt and swapped in at position {position}")
+    return 0
+
+
 def _rotate_keys(settings: Settings) -> int:
     from infra.keys import rotate
 
@@ -145,6 +180,10 @@ def parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     projections.add_parser("status", help="applied position, head and lag of each projection")
+    rebuild = projections.add_parser(
+        "rebuild", help="rebuild a projection from position 0 beside the live one, then swap it in"
+    )
+    rebuild.add_argument("name", metavar="NAME", help="the projection (users, projects, tasks, comments, activity, search)")
 
     keys = commands.add_parser("keys", help="JWT signing keys").add_subparsers(dest="action", required=True)
     keys.add_parser("rotate", help="add a new signing key (old ones keep verifying)")
@@ -166,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _until_stopped(settings, [], "relay")
     if args.command == "users":
         return _grant_role(settings, args.email, args.role)
+    if args.command == "projections" and args.action == "rebuild":
+        return _rebuild_projection(settings, args.name)
     if args.command == "projections":
         return _projection_status(settings)
     if args.command == "keys":

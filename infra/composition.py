@@ -26,6 +26,7 @@ from infra.sqlite_readmodels import SQLiteReadModelStore
 from infra.sqlite_search import SQLiteSearchStore
 from infra.postgres_search import PostgresSearchStore
 from infra.elasticsearch_search import ElasticsearchSearchStore
+from infra.rebuild import ProjectionRebuilds, RebuildTarget
 from infra.redis_cache import CachedReader, RowCache
 from infra.redis_state import RedisStateStore
 from infra.redis_state import connect as connect_redis
@@ -66,8 +67,12 @@ class TaskFlowSystem:
     # With Kafka: publishes the log to the topic (started by `serve` and `relay` only).
     relay: KafkaRelay | None = None
     kafka_check: KafkaCheck | None = None
+    # Rebuilds a projection beside the live one (CLI and admin route).
+    rebuilds: ProjectionRebuilds | None = None
 
     def close(self) -> None:
+        if self.rebuilds is not None:
+            self.rebuilds.stop()
         self.projector.stop()
         if self.relay is not None:
             self.relay.stop()
@@ -194,6 +199,11 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
         search=search,
         relay=relay,
         kafka_check=kafka_check,
+        rebuilds=ProjectionRebuilds(
+            {**{p.name: RebuildTarget(p, store, cache) for p in projections},
+             SearchProjection.name: RebuildTarget(SearchProjection(), search)},
+            store, app.recorder, app.mapper,
+        ),
     )
 
 
@@ -247,7 +257,7 @@ def build_http_app(
         identify=_identify_with(system.tokens),
     )
     if write:
-        app.state.write_services = WriteServices(system.app, system.tokens, system.state)
+        app.state.write_services = WriteServices(system.app, system.tokens, system.state, rebuilds=system.rebuilds)
         app.include_router(write_router())
     if read:
         app.state.read_services = ReadServices(
