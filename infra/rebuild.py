@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper
@@ -96,9 +96,10 @@ class ProjectionRebuilds:
             return self._run(rebuild, on_progress)
 
     def start(self, name: str) -> Rebuild:
-        """Rebuild ``name`` in a background thread of this process."""
+        """Rebuild ``name`` in a background thread of this process; returns it as it starts."""
         stack = ExitStack()
         rebuild = stack.enter_context(self._claimed(name))
+        started = replace(rebuild)
 
         def work() -> None:
             with stack:
@@ -109,7 +110,7 @@ class ProjectionRebuilds:
 
         rebuild.thread = threading.Thread(target=work, name=f"rebuild-{name}", daemon=True)
         rebuild.thread.start()
-        return rebuild
+        return started
 
     def stop(self) -> None:
         """Cancel the rebuilds this process runs (before its stores close): their copies are left
