@@ -133,6 +133,9 @@ def _rebuild_projection(settings: Settings, name: str) -> int:
     except Conflict as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"\nrebuild of {name} interrupted; the live read model stays in service", file=sys.stderr)
+        return 130
     finally:
         bar.close()
         system.close()

@@ -353,6 +353,9 @@ class ElasticsearchProjectionCopy:
         self.index = f"{store.alias}-v{projection.version}-r{generation}"
 
     def create(self) -> None:
+        # ``discard_copies`` deleted every index but the live one: an existing index is the live one.
+        if self.store.es.indices.exists(index=self.index):
+            raise RuntimeError(f"the rebuild's index {self.index} exists already (behind {self.store.alias}?)")
         self.store._create(self.index)
         self.store.es.cluster.health(index=self.index, wait_for_status="yellow", timeout="30s")
 

@@ -17,7 +17,7 @@ import pytest
 
 from commands.models import CreateProject, CreateTask, RegisterUser, UpdateTask
 from domain.task import Task
-from infra.composition import TaskFlowSystem
+from infra.composition import TaskFlowSystem, build_system
 from infra.elasticsearch_search import ElasticsearchSearchStore
 from infra.settings import Settings
 from projections.base import handles
@@ -25,7 +25,9 @@ from projections.search import SearchQuery
 from projections.store import ListQuery
 from projections.tasks import TASKS, TasksProjection
 from tests.integration.history import ctx, generate_history
+from tests.conftest import embedded_settings
 from tests.integration.test_projections import catch_up, dump, reference
+from tests.services import fresh_postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,6 +69,17 @@ def leftovers(system: TaskFlowSystem) -> list[str]:
         live = set(search.es.indices.get_alias(name=search.alias))
         found += [i for i in search.es.indices.get(index=f"{search.alias}-v*") if i not in live]
     return found
+
+
+def indexes(system: TaskFlowSystem, *tables: str) -> list[str]:
+    """The names of the indexes of these tables."""
+    with system.store.write_connection() as execute:
+        if system.settings.database_url:
+            rows = execute("SELECT indexname AS name, tablename AS t FROM pg_indexes"
+                           " WHERE schemaname = current_schema()", [])
+        else:
+            rows = execute("SELECT name, tbl_name AS t FROM sqlite_master WHERE type = 'index'", [])
+    return sorted(r["name"] for r in rows if r["t"] in tables)
 
 
 def rebuild_rows(system: TaskFlowSystem, projection: str) -> list[dict[str, Any]]:
@@ -194,6 +207,8 @@ def test_a_rebuild_after_a_handler_change_recomputes_every_row_from_the_whole_hi
     head = generate_history(system.app, tasks=12, changes=0)
     catch_up(system)
     task = system.store.find(TASKS, {})[0]
+    names = indexes(system, "tasks")
+    assert "tasks_project_id_status" in names
     # Cached (production: Redis) before the rebuild: the swap must not leave the old row cached.
     assert system.reader.get(TASKS, {"id": task["id"]})["title"] == task["title"]
     assert system.rebuilds is not None
@@ -203,9 +218,30 @@ def test_a_rebuild_after_a_handler_change_recomputes_every_row_from_the_whole_hi
     assert len(rows) == 12 and all(r["title"] == r["title"].upper() and r["title"].startswith("TASK") for r in rows)
     assert system.reader.get(TASKS, {"id": task["id"]})["title"] == task["title"].upper()
     assert system.store.position("tasks") == head
+    # The swapped-in tables carry the live names' indexes, so a later rebuild starts from the same.
+    assert indexes(system, "tasks") == names
+    system.rebuilds.run("tasks")
+    assert indexes(system, "tasks") == names
 
 
 def test_a_search_rebuild_swaps_in_a_new_index_with_the_same_documents(system):
+    check_search_rebuild(system)
+
+
+def test_a_search_rebuild_on_postgres_full_text_search_swaps_in_equal_tables(tmp_path):
+    """The production settings above search with Elasticsearch; without it, PostgreSQL does."""
+    with fresh_postgres_database() as url:
+        system = build_system(embedded_settings(tmp_path / "data", database_url=url))
+        try:
+            names = indexes(system, "search_documents", "search_words")
+            assert "search_documents_tsv" in names
+            check_search_rebuild(system)
+            assert indexes(system, "search_documents", "search_words") == names
+        finally:
+            system.close()
+
+
+def check_search_rebuild(system: TaskFlowSystem) -> None:
     generate_history(system.app, tasks=15, changes=60)
     catch_up(system)
     before = search_documents(system)
