@@ -147,8 +147,11 @@ class PostgresReadModelStore(SqlCopies):
 
     def query(self, table: Table, query: ListQuery) -> ListResult:
         with self.pool.connection() as conn:
-            # One snapshot for the page and its total.
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # One snapshot for the page and its total, taken once the table is locked: a query
+            # that waited for a rebuild's swap must not read the new table with a snapshot from
+            # before it (it would miss the rows the swap's transaction wrote). One round trip.
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+                         f" LOCK TABLE {table.name} IN ACCESS SHARE MODE")
             return query_rows(_executor(conn), POSTGRES, table, query)
 
     def ping(self) -> None:

@@ -142,7 +142,9 @@ class PostgresSearchStore(SqlCopies):
 
     def search(self, query: SearchQuery) -> SearchResult:
         with self.pool.connection() as conn:
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # The snapshot is taken after the lock, as in PostgresReadModelStore.query (rebuild swaps).
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+                         " LOCK TABLE search_documents, search_words IN ACCESS SHARE MODE")
             execute = _executor(conn)
             expression = self._tsquery(execute, query.text)
             if expression is None:
