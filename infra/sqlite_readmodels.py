@@ -18,7 +18,6 @@ from infra.sql_readmodels import (
     Execute,
     SQLITE,
     SqlTransaction,
-    create_table_sql,
     find_rows,
     query_rows,
     read_model_layout,
