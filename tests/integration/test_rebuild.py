@@ -172,10 +172,18 @@ def test_a_rebuild_under_concurrent_writes_and_reads_serves_the_old_copy_then_sw
     writer, reader = Writer(system), Reader(system, known)
     writer.start()
     reader.start()
+    def paced(state: str, position: int, head: int, rate: float) -> None:
+        # Each batch of the copy waits for a write, so writes land between the batches (and some
+        # right before the swap) however fast the rebuild is.
+        seen = writer.writes
+        deadline = time.monotonic() + 2
+        while writer.writes == seen and time.monotonic() < deadline:
+            time.sleep(0.001)
+
     try:
         time.sleep(0.3)
         written_before = writer.writes
-        system.rebuilds.run("tasks")
+        system.rebuilds.run("tasks", paced)
         time.sleep(0.3)
     finally:
         writer.stop.set()
