@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import re
 from typing import Any
 
-from elasticsearch import BadRequestError, ConflictError, Elasticsearch, NotFoundError, helpers
+from elasticsearch import ApiError, BadRequestError, ConflictError, Elasticsearch, NotFoundError, helpers
 
 from infra.search_text import empty_facets, ordered_facets, query_terms
 from projections.base import Projection
@@ -77,6 +77,11 @@ MAX_FACET_VALUES = 1000
 
 class SearchWriteFailed(Exception):
     pass
+
+
+class SearchIndexSwapping(SearchWriteFailed):
+    """A write refused because a rebuild blocked the live index while it swaps in its copy: not
+    a poison event, the batch goes through once the alias points at the new index."""
 
 
 def _of_version(index: str, base: str) -> bool:
@@ -160,6 +165,8 @@ class _Transaction:
             if response["errors"]:
                 failures = [item for entry in response["items"] for item in entry.values()
                             if item.get("status", 200) >= 300 and item.get("status") != 409]
+                if failures and all(f.get("error", {}).get("type") == "cluster_block_exception" for f in failures):
+                    raise SearchIndexSwapping("the search index is being swapped by a rebuild; the batch is retried")
                 if failures:
                     raise SearchWriteFailed(f"{len(failures)} search writes failed, first: {failures[0]}")
             self._pending = []
@@ -251,6 +258,10 @@ class ElasticsearchSearchStore:
                 )
             except ConflictError:  # another worker already recorded this position or a later one
                 pass
+            except ApiError as error:
+                if error.error == "cluster_block_exception":
+                    raise SearchIndexSwapping("the search index is being swapped by a rebuild") from error
+                raise
 
     def _position(self, index: str, projection: str) -> int:
         try:

@@ -15,6 +15,7 @@ from psycopg_pool import ConnectionPool
 
 from infra.sql_readmodels import (
     PARTITIONS_DDL,
+    REBUILDS_DDL,
     TRACKING_DDL,
     ensure_projection_tables,
     Execute,
@@ -95,6 +96,7 @@ class PostgresReadModelStore(SqlCopies):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(b"projection_tracking"),))
             conn.execute(TRACKING_DDL)
             conn.execute(PARTITIONS_DDL)
+            conn.execute(REBUILDS_DDL)
 
     def layout(self, tables: Sequence[Table]) -> SqlLayout:
         return read_model_layout(POSTGRES, tables)

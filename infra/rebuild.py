@@ -73,15 +73,9 @@ class ProjectionRebuilds:
         self.recorder = recorder
         self.mapper = mapper
         self.batch_size = batch_size
-        self._log: RebuildLog | None = None
+        self.log = RebuildLog(log_store)
         self._running: dict[str, Rebuild] = {}
         self._cancel = threading.Event()
-
-    @property
-    def log(self) -> RebuildLog:
-        if self._log is None:  # made on first use: most processes never rebuild
-            self._log = RebuildLog(self.log_store)
-        return self._log
 
     def names(self) -> list[str]:
         return list(self.targets)

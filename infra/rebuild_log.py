@@ -19,30 +19,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.sql_readmodels import Dialect
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _ddl(dialect: Dialect) -> str:
-    return (
-        "CREATE TABLE IF NOT EXISTS projection_rebuilds ("
-        f" projection TEXT NOT NULL, generation {dialect.types['int']} NOT NULL, state TEXT NOT NULL,"
-        f" position {dialect.types['int']} NOT NULL, head {dialect.types['int']} NOT NULL,"
-        f" events_per_second {dialect.types['float']} NOT NULL, started_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
-        " finished_at TEXT, error TEXT, PRIMARY KEY (projection, generation))"
-    )
-
-
 class RebuildLog:
-    """Rows of ``projection_rebuilds``, written through a SQL store's ``write_connection``."""
+    """Rows of ``projection_rebuilds`` (the read-model stores create the table), written through
+    a SQL store's ``write_connection``."""
 
     def __init__(self, store: Any):
         self.store = store
         self.p = store.dialect.placeholder
-        with store.write_connection() as execute:
-            execute(_ddl(store.dialect), [])
 
     def begin(self, projection: str, head: int) -> int:
         """Record a new rebuild (the caller holds the projection's rebuild lock); returns its

@@ -68,6 +68,14 @@ PARTITIONS_DDL = (
     "next_offset BIGINT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (projection, feed, partition_id))"
 )
 
+# One row per projection rebuild (infra/rebuild_log.py says what each column means).
+REBUILDS_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_rebuilds ("
+    "projection TEXT NOT NULL, generation BIGINT NOT NULL, state TEXT NOT NULL, position BIGINT NOT NULL, "
+    "head BIGINT NOT NULL, events_per_second DOUBLE PRECISION NOT NULL, started_at TEXT NOT NULL, "
+    "updated_at TEXT NOT NULL, finished_at TEXT, error TEXT, PRIMARY KEY (projection, generation))"
+)
+
 
 @dataclass(frozen=True)
 class SqlLayout:

@@ -13,6 +13,7 @@ from typing import Any
 
 from infra.sql_readmodels import (
     PARTITIONS_DDL,
+    REBUILDS_DDL,
     TRACKING_DDL,
     ensure_projection_tables,
     Execute,
@@ -67,6 +68,7 @@ class SQLiteFile:
         self._writer = _connect(self.path)
         self._writer.execute(TRACKING_DDL)
         self._writer.execute(PARTITIONS_DDL)
+        self._writer.execute(REBUILDS_DDL)
         self._local = threading.local()
 
     def _reader(self) -> sqlite3.Connection:
