@@ -312,7 +312,7 @@ def _world(client) -> tuple[Actor, dict[str, str]]:
     comment = add_comment(owner, task["id"])["data"]
     return owner, {"project_id": project["id"], "task_id": task["id"], "comment_id": comment["id"],
                    "user_id": bob.id, "users": owner.id, "projects": project["id"], "tasks": task["id"],
-                   "comments": comment["id"]}
+                   "comments": comment["id"], "name": "tasks"}
 
 
 def _fill(path: str, ids: dict[str, str], override: str | None = None) -> str:
