@@ -159,6 +159,8 @@ def _audit_verify(settings: Settings, file: str | None, anchor_text: str | None)
         return 2
     print(verdict.summary(), file=sys.stdout if verdict.ok else sys.stderr)
     return 0 if verdict.ok else 1
+
+
 def _print_status(operations: ProjectionOperations) -> None:
     print(f"{'projection':<12} {'store':<20} {'feed':<6} {'applied':>9} {'head':>9} {'lag':>7} {'state':<10} "
           f"{'dead':>5} {'parked':>6}")
@@ -177,6 +179,44 @@ def _print_dead_letters(letters: list[DeadLetter]) -> None:
         event = d.event_type.rsplit(":", 1)[-1]
         reason = d.error if d.status != "parked" else f"waits behind {d.blocked_by}"
         print(f"{d.position:>9} {d.status:<8} {d.attempts:>8} {d.aggregate_id:<36} {event:<28} {reason or ''}")
+
+
+def _rebuild_projection(settings: Settings, name: str) -> int:
+    """Rebuild one projection beside the live one and swap it in; progress on stderr."""
+    from tqdm import tqdm
+
+    from domain.errors import Conflict, NotFound
+    from infra.composition import build_system
+    from infra.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    # No projection of this process runs: building them would prepare (or, after a version bump,
+    # reset) the live tables the rebuild is meant to leave alone until its swap.
+    system = build_system(settings, projection_names=[])
+    bar = tqdm(desc=f"rebuild {name}", unit=" events", file=sys.stderr, dynamic_ncols=True)
+
+    def show(state: str, position: int, head: int, _rate: float) -> None:
+        bar.total = max(head, position)
+        bar.set_postfix_str(state, refresh=False)
+        bar.update(position - bar.n)
+
+    try:
+        assert system.rebuilds is not None
+        position = system.rebuilds.run(name, show)
+    except NotFound as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    except Conflict as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\nrebuild of {name} interrupted; the live read model stays in service", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+        system.close()
+    print(f"{name} rebuilt and swapped in at position {position}")
+    return 0
 
 
 def _rotate_keys(settings: Settings) -> int:
@@ -226,6 +266,10 @@ def parser() -> argparse.ArgumentParser:
         repair = projections.add_parser(action, help=text)
         repair.add_argument("name", metavar="NAME")
         repair.add_argument("position", metavar="POSITION", type=int)
+    rebuild = projections.add_parser(
+        "rebuild", help="rebuild a projection from position 0 beside the live one, then swap it in"
+    )
+    rebuild.add_argument("name", metavar="NAME", help="the projection (names: taskflow projections status)")
 
     audit = commands.add_parser("audit", help="tamper evidence of the event log").add_subparsers(
         dest="action", required=True
@@ -255,6 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _until_stopped(settings, [], "relay")
     if args.command == "users":
         return _grant_role(settings, args.email, args.role)
+    if args.command == "projections" and args.action == "rebuild":
+        return _rebuild_projection(settings, args.name)
     if args.command == "projections":
         return _projections(settings, args)
     if args.command == "audit":

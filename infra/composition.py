@@ -28,6 +28,7 @@ from infra.sqlite_readmodels import ScratchReadModelStore, SQLiteReadModelStore
 from infra.sqlite_search import SQLiteSearchStore
 from infra.postgres_search import PostgresSearchStore
 from infra.elasticsearch_search import ElasticsearchSearchStore
+from infra.rebuild import ProjectionRebuilds, RebuildTarget
 from infra.redis_cache import CachedReader, RowCache
 from infra.redis_state import RedisStateStore
 from infra.redis_state import connect as connect_redis
@@ -70,8 +71,12 @@ class TaskFlowSystem:
     kafka_check: KafkaCheck | None = None
     # Status, dead letters, retry and skip (the admin routes and `taskflow projections`).
     operations: ProjectionOperations | None = None
+    # Rebuilds a projection beside the live one (CLI and admin route).
+    rebuilds: ProjectionRebuilds | None = None
 
     def close(self) -> None:
+        if self.rebuilds is not None:
+            self.rebuilds.stop()
         self.projector.stop()
         if self.relay is not None:
             self.relay.stop()
@@ -182,8 +187,14 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
         kafka_check = KafkaCheck(kafka)
     app.on_saved(projector.wake)
     history = StoredEventHistory(app)
+    rebuilds = ProjectionRebuilds(
+        {**{p.name: RebuildTarget(p, store, cache if p.row_cache else None) for p in projections},
+         SearchProjection.name: RebuildTarget(SearchProjection(), search)},
+        store, app.recorder, app.mapper,
+    )
     operations = ProjectionOperations(projector.runners, store, app.recorder, app.mapper,  # type: ignore[arg-type]
-                                      relay_name=relay.name if relay else None)
+                                      relay_name=relay.name if relay else None,
+                                      latest_rebuild=rebuilds.log.latest)
     return TaskFlowSystem(
         settings=settings,
         app=app,
@@ -204,6 +215,7 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
         relay=relay,
         kafka_check=kafka_check,
         operations=operations,
+        rebuilds=rebuilds,
     )
 
 
@@ -259,7 +271,7 @@ def build_http_app(
         identify=_identify_with(system.tokens),
     )
     if write:
-        app.state.write_services = WriteServices(system.app, system.tokens, system.state)
+        app.state.write_services = WriteServices(system.app, system.tokens, system.state, rebuilds=system.rebuilds)
         app.include_router(write_router())
     if read:
         app.state.read_services = ReadServices(

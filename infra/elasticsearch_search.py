@@ -19,12 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+import re
 from typing import Any
 
-from elasticsearch import BadRequestError, ConflictError, Elasticsearch, NotFoundError, helpers
+from elasticsearch import ApiError, BadRequestError, ConflictError, Elasticsearch, NotFoundError, helpers
 
-from infra.dead_letters import DeadLetterLog
 from infra.search_text import empty_facets, ordered_facets, query_terms
+from infra.dead_letters import DeadLetterLog
+from projections.base import Projection
 from projections.schema import Table
 from projections.search import (
     FACETS,
@@ -78,6 +80,16 @@ class SearchWriteFailed(Exception):
     pass
 
 
+class SearchIndexSwapping(SearchWriteFailed):
+    """A write refused because a rebuild blocked the live index while it swaps in its copy: not
+    a poison event, the batch goes through once the alias points at the new index."""
+
+
+def _of_version(index: str, base: str) -> bool:
+    """Whether ``index`` holds projection version ``base`` (``<alias>-v<n>``): itself, or a rebuild's."""
+    return index == base or re.fullmatch(rf"{re.escape(base)}-r\d+", index) is not None
+
+
 @dataclass
 class _Stored:
     version: int
@@ -99,10 +111,10 @@ def _fields(source: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _Transaction:
-    def __init__(self, store: ElasticsearchSearchStore, projection: str, position: int,
-                 dead_letters: DeadLetterLog | None):
+    def __init__(self, store: ElasticsearchSearchStore, index: str, projection: str, position: int,
+                 dead_letters: DeadLetterLog | None = None):
         self._es = store.es
-        self._index = store.index_name
+        self._index = index
         self.projection = projection
         self.position = position
         # In the read-model SQL database (None: a poison event stops the projection).
@@ -157,6 +169,8 @@ class _Transaction:
             if response["errors"]:
                 failures = [item for entry in response["items"] for item in entry.values()
                             if item.get("status", 200) >= 300 and item.get("status") != 409]
+                if failures and all(f.get("error", {}).get("type") == "cluster_block_exception" for f in failures):
+                    raise SearchIndexSwapping("the search index is being swapped by a rebuild; the batch is retried")
                 if failures:
                     raise SearchWriteFailed(f"{len(failures)} search writes failed, first: {failures[0]}")
             self._pending = []
@@ -195,52 +209,76 @@ class ElasticsearchSearchStore:
         self.alias = alias
         # Opens a transaction on the projection's dead letters in the read-model SQL database.
         self._dead_letters = dead_letters
-        # The index this process writes (set by ensure_tables); reads go through the alias.
-        self.index_name = alias
+
+    def _aliased(self) -> set[str]:
+        """The index(es) behind the alias."""
+        try:
+            return set(self.es.indices.get_alias(name=self.alias))
+        except NotFoundError:
+            return set()
+
+    def _writable(self, indices: set[str]) -> None:
+        """Lift the write block a rebuild puts on the live index while it swaps (left behind if
+        that rebuild died in between)."""
+        if indices:
+            self.es.indices.put_settings(index=",".join(sorted(indices)), settings={"index.blocks.write": None})
 
     def ensure_tables(self, projection: str, version: int, tables: Sequence[Table]) -> None:
-        """Create the index of this projection version if missing, and point the alias at it."""
+        """Point the alias at an index of this projection version (``<alias>-v<version>``, or the
+        ``-r<generation>`` a rebuild made), creating one if there is none."""
         index = f"{self.alias}-v{version}"
+        current = self._aliased()
+        if len(current) == 1 and _of_version(next(iter(current)), index):
+            self._writable(current)
+            index = next(iter(current))
+        else:
+            self._create(index)
+            # One atomic swap; then the other version's index goes, as the SQL stores drop their tables.
+            actions: list[dict[str, Any]] = [{"remove_index": {"index": old}} for old in current if old != index]
+            actions.append({"add": {"index": index, "alias": self.alias}})
+            self.es.indices.update_aliases(actions=actions)
+        self.es.cluster.health(index=index, wait_for_status="yellow", timeout="30s")
+
+    def _create(self, index: str) -> None:
         if not self.es.indices.exists(index=index):
             try:
                 self.es.indices.create(index=index, settings=SETTINGS, mappings=MAPPINGS)
             except BadRequestError as error:  # another process created it first
                 if error.error != "resource_already_exists_exception":
                     raise
-        try:
-            current = set(self.es.indices.get_alias(name=self.alias))
-        except NotFoundError:
-            current = set()
-        if current != {index}:
-            # One atomic swap; then the other version's index goes, as the SQL stores drop their tables.
-            actions: list[dict[str, Any]] = [{"remove_index": {"index": old}} for old in current]
-            actions.append({"add": {"index": index, "alias": self.alias}})
-            self.es.indices.update_aliases(actions=actions)
-        self.index_name = index
-        self.es.cluster.health(index=index, wait_for_status="yellow", timeout="30s")
 
     @contextmanager
-    def transaction(self, projection: str) -> Iterator[_Transaction]:
-        # Elasticsearch and the SQL database share no transaction. The dead letters (and parked
-        # events) a batch records commit in SQL after its documents are written and BEFORE its
-        # position is: a crash in between applies the batch again, which external versioning makes
-        # harmless, and meets its dead letters again: an event already dead-lettered is left as
-        # recorded, parked ones are parked again (one row per position). A failure before the SQL
-        # commit records nothing.
-        with self._dead_letters(projection) if self._dead_letters else nullcontext() as letters:
-            position = self._position(self.index_name, projection)
-            tx = _Transaction(self, projection, position, letters)
+    def transaction(self, projection: str, index: str | None = None) -> Iterator[_Transaction]:
+        """A batch on ``index`` (default: through the alias, so after a rebuild's swap the next
+        batch goes to the new index and carries on from the position recorded there).
+
+        Elasticsearch and the SQL database share no transaction. The dead letters (and parked
+        events) a live batch records commit in SQL after its documents are written and BEFORE its
+        position is: a crash in between applies the batch again, which external versioning makes
+        harmless, and meets its dead letters again: an event already dead-lettered is left as
+        recorded, parked ones are parked again (one row per position). A failure before the SQL
+        commit records nothing. A rebuild's copy (``index`` given) records none: a poison event
+        fails the rebuild instead of being filed against the live projection."""
+        live = index is None
+        index = index or self.alias
+        with self._dead_letters(projection) if live and self._dead_letters else nullcontext() as letters:
+            position = self._position(index, projection)
+            tx = _Transaction(self, index, projection, position, letters)
             yield tx
             tx.flush()
         if tx.new_position is not None and tx.new_position > position:
             try:
                 self.es.index(
-                    index=self.index_name, id=_tracking_id(projection),
+                    index=index, id=_tracking_id(projection),
                     document={"type": _TRACKING, "position": tx.new_position},
                     version=tx.new_position, version_type="external",
                 )
             except ConflictError:  # another worker already recorded this position or a later one
                 pass
+            except ApiError as error:
+                if error.error == "cluster_block_exception":
+                    raise SearchIndexSwapping("the search index is being swapped by a rebuild") from error
+                raise
 
     def _position(self, index: str, projection: str) -> int:
         try:
@@ -251,6 +289,19 @@ class ElasticsearchSearchStore:
 
     def position(self, projection: str) -> int:
         return self._position(self.alias, projection)
+
+    # --- rebuilds (infra/rebuild.py) -----------------------------------------------------------
+    def discard_copies(self, projection: Projection) -> None:
+        """Delete the indices of rebuilds that never swapped, and lift a write block left on the
+        live index by a rebuild that died while swapping."""
+        live = self._aliased()
+        for index in self.es.indices.get(index=f"{self.alias}-v*", expand_wildcards="all"):
+            if index not in live:
+                self.es.indices.delete(index=index, ignore_unavailable=True)
+        self._writable(live)
+
+    def copy_for_rebuild(self, projection: Projection, generation: int) -> ElasticsearchProjectionCopy:
+        return ElasticsearchProjectionCopy(self, projection, generation)
 
     def search(self, query: SearchQuery) -> SearchResult:
         terms = query_terms(query.text, keep_diacritics=True)
@@ -296,3 +347,62 @@ class ElasticsearchSearchStore:
 
     def close(self) -> None:
         self.es.close()
+
+
+class _CopyIndex:
+    """A rebuild's index seen as a runner's store."""
+
+    def __init__(self, store: ElasticsearchSearchStore, index: str):
+        self.store, self.index = store, index
+
+    def ensure_tables(self, projection: str, version: int, tables: Sequence[Table]) -> None:
+        """The index is made by ``ElasticsearchProjectionCopy.create``."""
+
+    def transaction(self, projection: str) -> AbstractContextManager[_Transaction]:
+        return self.store.transaction(projection, index=self.index)
+
+    def position(self, projection: str) -> int:
+        return self.store._position(self.index, projection)
+
+
+class ElasticsearchProjectionCopy:
+    """A new index, ``<alias>-v<version>-r<generation>``, built beside the live one; the swap moves
+    the alias in one atomic request and deletes the old index in the same request.
+
+    Elasticsearch has no transaction to hold the live projector with, so the swap first blocks
+    writes to the live index: a live batch that began before then either landed whole before the
+    block (and so at or below the head the copy then catches up to) or fails and is applied again,
+    through the alias, to the new index, from the position recorded there."""
+
+    def __init__(self, store: ElasticsearchSearchStore, projection: Projection, generation: int):
+        self.store = store
+        self.projection = projection
+        self.name = projection.name
+        self.index = f"{store.alias}-v{projection.version}-r{generation}"
+
+    def create(self) -> None:
+        # ``discard_copies`` deleted every index but the live one: an existing index is the live one.
+        if self.store.es.indices.exists(index=self.index):
+            raise RuntimeError(f"the rebuild's index {self.index} exists already (behind {self.store.alias}?)")
+        self.store._create(self.index)
+        self.store.es.cluster.health(index=self.index, wait_for_status="yellow", timeout="30s")
+
+    def catch_up_store(self) -> _CopyIndex:
+        return _CopyIndex(self.store, self.index)
+
+    def swap(self, catch_up: Callable[[Any], None], before_commit: Callable[[int], None]) -> int:
+        es, live = self.store.es, self.store._aliased()
+        if live:
+            es.indices.add_block(index=",".join(sorted(live)), block="write")
+        try:
+            copy = self.catch_up_store()
+            catch_up(copy)
+            position = copy.position(self.name)
+            before_commit(position)
+            actions: list[dict[str, Any]] = [{"add": {"index": self.index, "alias": self.store.alias}}]
+            actions += [{"remove_index": {"index": old}} for old in live]
+            es.indices.update_aliases(actions=actions)
+        except BaseException:
+            self.store._writable(live)
+            raise
+        return position

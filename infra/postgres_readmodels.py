@@ -16,15 +16,19 @@ from psycopg_pool import ConnectionPool
 from infra.dead_letters import DEAD_LETTERS_DDL, DeadLetterLog, read_dead_letters
 from infra.sql_readmodels import (
     PARTITIONS_DDL,
+    REBUILDS_DDL,
     TRACKING_DDL,
     ensure_projection_tables,
+    Execute,
     POSTGRES,
+    SqlLayout,
     SqlTransaction,
-    create_table_sql,
     find_rows,
     query_rows,
+    read_model_layout,
 )
 from projections.operations import DeadLetter
+from infra.sql_rebuild import SqlCopies
 from projections.schema import Table
 from projections.store import ListQuery, ListResult, Row
 
@@ -62,13 +66,22 @@ def tracked_transaction(
                              (tx.new_position, projection))
 
 
+@contextmanager
+def write_connection(pool: ConnectionPool[psycopg.Connection[Any]]) -> Iterator[Execute]:
+    """One write transaction on a connection of the pool."""
+    with pool.connection() as conn, conn.transaction():
+        yield _executor(conn)
+
+
 def tracked_position(pool: ConnectionPool[psycopg.Connection[Any]], projection: str) -> int:
     with pool.connection() as conn:
         row = conn.execute("SELECT position FROM projection_tracking WHERE name = %s", (projection,)).fetchone()
     return row["position"] if row else 0
 
 
-class PostgresReadModelStore:
+class PostgresReadModelStore(SqlCopies):
+    dialect = POSTGRES
+
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 2.0):
         self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             url,
@@ -86,24 +99,43 @@ class PostgresReadModelStore:
             conn.execute(TRACKING_DDL)
             conn.execute(PARTITIONS_DDL)
             conn.execute(DEAD_LETTERS_DDL)
+            conn.execute(REBUILDS_DDL)
+
+    def layout(self, tables: Sequence[Table]) -> SqlLayout:
+        return read_model_layout(POSTGRES, tables)
 
     def ensure_tables(self, projection: str, version: int, tables: Sequence[Table]) -> None:
         """Create the projection's tables; if its version changed, drop them and start over.
 
         Serialised across processes with an advisory lock: several workers may start at once."""
+        layout = self.layout(tables)
         with self.pool.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(projection.encode()),))
-            ensure_projection_tables(
-                _executor(conn), POSTGRES, projection, version,
-                drop=[f"DROP TABLE IF EXISTS {t.name}" for t in tables],
-                create=[statement for t in tables for statement in create_table_sql(POSTGRES, t)],
-            )
+            ensure_projection_tables(_executor(conn), POSTGRES, projection, version, drop=layout.drop,
+                                     create=layout.live_ddl())
 
-    def transaction(self, projection: str) -> AbstractContextManager[SqlTransaction]:
+    def write_connection(self) -> AbstractContextManager[Execute]:
+        return write_connection(self.pool)
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Whether this process got the lock ``name``: a session advisory lock on a connection of
+        its own, held until the block ends (or the process dies, closing the connection)."""
+        with psycopg.connect(self.pool.conninfo, autocommit=True, connect_timeout=2) as conn:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (zlib.crc32(f"exclusive:{name}".encode()),)).fetchone()
+            yield bool(row and row[0])
+
+    def new_transaction(self, execute: Execute, projection: str, position: int,
+                        names: Mapping[str, str] | None = None) -> SqlTransaction:
+        return SqlTransaction(execute, POSTGRES, projection, position, names)
+
+    def transaction(self, projection: str, names: Mapping[str, str] | None = None) -> AbstractContextManager[SqlTransaction]:
+        """``names``: write these tables under other names (a rebuild's copy)."""
         # Pipeline mode: a batch's writes go to the server without waiting for each answer,
         # which is most of the cost of applying events one statement at a time.
         return tracked_transaction(
-            self.pool, projection, lambda execute, position: SqlTransaction(execute, POSTGRES, projection, position),
+            self.pool, projection,
+            lambda execute, position: self.new_transaction(execute, projection, position, names),
             pipeline=True,
         )
 
@@ -120,8 +152,11 @@ class PostgresReadModelStore:
 
     def query(self, table: Table, query: ListQuery) -> ListResult:
         with self.pool.connection() as conn:
-            # One snapshot for the page and its total.
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # One snapshot for the page and its total, taken once the table is locked: a query
+            # that waited for a rebuild's swap must not read the new table with a snapshot from
+            # before it (it would miss the rows the swap's transaction wrote). One round trip.
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+                         f" LOCK TABLE {table.name} IN ACCESS SHARE MODE")
             return query_rows(_executor(conn), POSTGRES, table, query)
 
     def ping(self) -> None:

@@ -19,8 +19,8 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from infra.postgres_readmodels import _executor, tracked_position, tracked_transaction
-from infra.sql_readmodels import POSTGRES, ensure_projection_tables
+from infra.postgres_readmodels import _executor, tracked_position, tracked_transaction, write_connection
+from infra.sql_readmodels import POSTGRES, Execute, SqlLayout, ensure_projection_tables
 from infra.search_text import BETWEEN, CLOSE, OPEN, empty_facets, fragments, query_terms, typo_variants
 from infra.sql_search import (
     MATCH_COLUMNS,
@@ -31,27 +31,39 @@ from infra.sql_search import (
     scope_clauses,
     searched_text,
 )
+from infra.sql_rebuild import SqlCopies
 from projections.schema import Table
 from projections.search import HIGHLIGHTED_FIELDS, SearchQuery, SearchResult
 
 _CONFIG = "'simple'::regconfig"
-_DDL = (
-    "CREATE TABLE IF NOT EXISTS search_documents ("
-    " id TEXT PRIMARY KEY, type TEXT NOT NULL, project_id TEXT, task_id TEXT, status TEXT, priority TEXT,"
-    " assignee_ids JSONB NOT NULL, labels JSONB NOT NULL, version BIGINT NOT NULL, deleted BOOLEAN NOT NULL,"
-    " hidden BOOLEAN NOT NULL, document JSONB NOT NULL,"
-    " title TEXT NOT NULL, name TEXT NOT NULL, key TEXT NOT NULL, labels_text TEXT NOT NULL,"
-    " description TEXT NOT NULL, body TEXT NOT NULL,"
-    " tsv TSVECTOR GENERATED ALWAYS AS ("
-    f"  setweight(to_tsvector({_CONFIG}, title || ' ' || name), 'A')"
-    f"  || setweight(to_tsvector({_CONFIG}, key || ' ' || labels_text), 'B')"
-    f"  || setweight(to_tsvector({_CONFIG}, description || ' ' || body), 'C')) STORED)",
-    "CREATE INDEX IF NOT EXISTS search_documents_tsv ON search_documents USING GIN (tsv)",
-    "CREATE INDEX IF NOT EXISTS search_documents_project_id ON search_documents (project_id)",
-    "CREATE INDEX IF NOT EXISTS search_documents_task_id ON search_documents (task_id)",
-    "CREATE TABLE IF NOT EXISTS search_words (word TEXT PRIMARY KEY)",
+
+
+def _ddl(names: Mapping[str, str]) -> list[str]:
+    """The documents table (with its weighted tsvector) and the vocabulary, under the given names."""
+    docs, words = names["search_documents"], names["search_words"]
+    return [
+        f"CREATE TABLE IF NOT EXISTS {docs} ("
+        " id TEXT PRIMARY KEY, type TEXT NOT NULL, project_id TEXT, task_id TEXT, status TEXT, priority TEXT,"
+        " assignee_ids JSONB NOT NULL, labels JSONB NOT NULL, version BIGINT NOT NULL, deleted BOOLEAN NOT NULL,"
+        " hidden BOOLEAN NOT NULL, document JSONB NOT NULL,"
+        " title TEXT NOT NULL, name TEXT NOT NULL, key TEXT NOT NULL, labels_text TEXT NOT NULL,"
+        " description TEXT NOT NULL, body TEXT NOT NULL,"
+        " tsv TSVECTOR GENERATED ALWAYS AS ("
+        f"  setweight(to_tsvector({_CONFIG}, title || ' ' || name), 'A')"
+        f"  || setweight(to_tsvector({_CONFIG}, key || ' ' || labels_text), 'B')"
+        f"  || setweight(to_tsvector({_CONFIG}, description || ' ' || body), 'C')) STORED)",
+        f"CREATE INDEX IF NOT EXISTS {docs}_tsv ON {docs} USING GIN (tsv)",
+        f"CREATE INDEX IF NOT EXISTS {docs}_project_id ON {docs} (project_id)",
+        f"CREATE INDEX IF NOT EXISTS {docs}_task_id ON {docs} (task_id)",
+        f"CREATE TABLE IF NOT EXISTS {words} (word TEXT PRIMARY KEY)",
+    ]
+
+
+_LAYOUT = SqlLayout(
+    tables=("search_documents", "search_words"),
+    create=_ddl,
+    drop=("DROP TABLE IF EXISTS search_documents", "DROP TABLE IF EXISTS search_words"),
 )
-_DROP = ("DROP TABLE IF EXISTS search_documents", "DROP TABLE IF EXISTS search_words")
 
 
 class _PostgresDialect(SqlSearchDialect):
@@ -81,39 +93,58 @@ class _Transaction(SqlSearchTransaction):
                       description=text["description"], body=text["body"])
         names = list(values)
         updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "id")
+        docs = self._table("search_documents")
         self._execute(
-            f"INSERT INTO search_documents ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))}) "
+            f"INSERT INTO {docs} ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))}) "
             f"ON CONFLICT (id) DO UPDATE SET {updates}",
             list(values.values()),
         )
         if not deleted:
             self._execute(
-                "INSERT INTO search_words (word) SELECT DISTINCT w.lexeme FROM search_documents d, unnest(d.tsv) AS w"
-                " WHERE d.id = %s ON CONFLICT DO NOTHING",
+                f"INSERT INTO {self._table('search_words')} (word) SELECT DISTINCT w.lexeme"
+                f" FROM {docs} d, unnest(d.tsv) AS w WHERE d.id = %s ON CONFLICT DO NOTHING",
                 [id],
             )
 
 
-class PostgresSearchStore:
+class PostgresSearchStore(SqlCopies):
     """Uses the read-model store's pool (the same database); closing it is that store's job."""
+
+    dialect = POSTGRES
 
     def __init__(self, pool: ConnectionPool[psycopg.Connection[Any]]):
         self.pool = pool
 
+    def layout(self, tables: Sequence[Table]) -> SqlLayout:
+        return _LAYOUT
+
     def ensure_tables(self, projection: str, version: int, tables: Sequence[Table]) -> None:
         with self.pool.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(projection.encode()),))
-            ensure_projection_tables(_executor(conn), POSTGRES, projection, version, drop=_DROP, create=_DDL)
+            ensure_projection_tables(_executor(conn), POSTGRES, projection, version, drop=_LAYOUT.drop,
+                                     create=_LAYOUT.live_ddl())
 
-    def transaction(self, projection: str) -> AbstractContextManager[_Transaction]:
-        return tracked_transaction(self.pool, projection, lambda execute, position: _Transaction(execute, projection, position))
+    def write_connection(self) -> AbstractContextManager[Execute]:
+        return write_connection(self.pool)
+
+    def new_transaction(self, execute: Execute, projection: str, position: int,
+                        names: Mapping[str, str] | None = None) -> _Transaction:
+        return _Transaction(execute, projection, position, names)
+
+    def transaction(self, projection: str, names: Mapping[str, str] | None = None) -> AbstractContextManager[_Transaction]:
+        """``names``: write these tables under other names (a rebuild's copy)."""
+        return tracked_transaction(
+            self.pool, projection, lambda execute, position: self.new_transaction(execute, projection, position, names)
+        )
 
     def position(self, projection: str) -> int:
         return tracked_position(self.pool, projection)
 
     def search(self, query: SearchQuery) -> SearchResult:
         with self.pool.connection() as conn:
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # The snapshot is taken after the lock, as in PostgresReadModelStore.query (rebuild swaps).
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+                         " LOCK TABLE search_documents, search_words IN ACCESS SHARE MODE")
             execute = _executor(conn)
             expression = self._tsquery(execute, query.text)
             if expression is None:

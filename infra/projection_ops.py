@@ -9,7 +9,7 @@ so they are safe while the projector runs, in this process or another.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -63,17 +63,26 @@ def store_kind(store: Any) -> str:
     return "sqlite"
 
 
-def state_of(lag: int, open_dead_letters: int) -> str:
-    """degraded: some events wait for an operator; else caught-up or lagging."""
+ACTIVE_REBUILD = ("running", "swapping")
+
+
+def state_of(lag: int, open_dead_letters: int, rebuild: dict[str, Any] | None = None) -> str:
+    """degraded: some events wait for an operator; rebuilding: a copy is being built beside the
+    live read model (which keeps serving); else caught-up or lagging."""
     if open_dead_letters:
         return "degraded"
+    if rebuild is not None and rebuild.get("state") in ACTIVE_REBUILD:
+        return "rebuilding"
     return "caught-up" if lag == 0 else "lagging"
 
 
 class ProjectionOperations:
     def __init__(self, workers: Sequence[ProjectionWorker], database: DeadLetterDatabase,
-                 recorder: ApplicationRecorder, mapper: Mapper[Any], *, relay_name: str | None = None):
+                 recorder: ApplicationRecorder, mapper: Mapper[Any], *, relay_name: str | None = None,
+                 latest_rebuild: Callable[[str], dict[str, Any] | None] | None = None):
         self.workers = {w.name: w for w in workers}
+        # The latest row of ``projection_rebuilds`` for a projection (infra/rebuild_log.py).
+        self.latest_rebuild = latest_rebuild
         self.database = database
         self.recorder = recorder
         self.mapper = mapper
@@ -92,23 +101,28 @@ class ProjectionOperations:
         letters = self.database.dead_letters()
         head = self.head()
         return [
-            self._status(w, applied[name], head, [d for d in letters if d.projection == name])
+            self._status(w, applied[name], head, [d for d in letters if d.projection == name], self._rebuild(name))
             for name, w in self.workers.items()
         ]
 
     def status(self, name: str) -> ProjectionStatus:
         worker = self._worker(name)
         applied = worker.store.position(name)
-        return self._status(worker, applied, self.head(), self.database.dead_letters(name))
+        return self._status(worker, applied, self.head(), self.database.dead_letters(name), self._rebuild(name))
+
+    def _rebuild(self, name: str) -> dict[str, Any] | None:
+        return self.latest_rebuild(name) if self.latest_rebuild is not None else None
 
     @staticmethod
-    def _status(worker: ProjectionWorker, applied: int, head: int, letters: list[DeadLetter]) -> ProjectionStatus:
+    def _status(worker: ProjectionWorker, applied: int, head: int, letters: list[DeadLetter],
+                rebuild: dict[str, Any] | None) -> ProjectionStatus:
         open_letters = sum(1 for d in letters if d.status == "open")
         return ProjectionStatus(
             name=worker.name, store=store_kind(worker.store), cached=worker.cache is not None,
             feed="log" if isinstance(worker, ProjectionRunner) else "kafka",
-            applied_position=applied, head_position=head, state=state_of(max(0, head - applied), open_letters),
+            applied_position=applied, head_position=head, state=state_of(max(0, head - applied), open_letters, rebuild),
             dead_letters=open_letters, parked_events=sum(1 for d in letters if d.status == "parked"),
+            rebuild=rebuild,
         )
 
     def relay(self) -> RelayStatus | None:

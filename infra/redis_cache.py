@@ -66,10 +66,24 @@ class RowCache:
         cached = self.position(projection)
         if cached == position:
             return
+        self._drop_rows(tables)
+        self.redis.set(self._position_key(projection), position)
+
+    def _drop_rows(self, tables: tuple[Table, ...]) -> None:
         for table in tables:
             for name in self.redis.scan_iter(match=f"{self.prefix}row:{table.name}:*", count=1000):
                 self.redis.delete(name)
-        self.redis.set(self._position_key(projection), position)
+
+    def clear(self, projection: str, tables: tuple[Table, ...]) -> None:
+        """Forget the projection's rows and position (a rebuild, just before its swap commits):
+        without a position, readers bypass the cache, so none fills it with a row of the old tables."""
+        self.redis.delete(self._position_key(projection))
+        self._drop_rows(tables)
+
+    def resume(self, projection: str, position: int) -> None:
+        """After ``clear`` and the swap's commit: the (empty) cache stands at ``position``, unless
+        the projection's runner has already written a later batch through."""
+        self.redis.set(self._position_key(projection), position, nx=True)
 
 
 class TouchRecorder:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from infra.dead_letters import DEAD_LETTERS_DDL, DeadLetterLog
@@ -19,6 +19,9 @@ _COMPARE = {"eq": "=", "ne": "<>", "gt": ">", "lt": "<", "gte": ">=", "lte": "<=
 class Dialect:
     placeholder: str
     types: Mapping[str, str]
+    # Appended to a SELECT of a tracking row to hold it for the transaction (SQLite locks the
+    # whole database for a write transaction, so needs nothing).
+    lock_row: str = ""
 
     def json_contains(self, column: str, count: int) -> tuple[str, bool]:
         """SQL true when the JSON array ``column`` holds any of ``count`` values, and whether
@@ -46,6 +49,7 @@ SQLITE = SQLiteDialect(
 )
 POSTGRES = PostgresDialect(
     placeholder="%s",
+    lock_row=" FOR UPDATE",
     types={
         "text": "TEXT", "uuid": "TEXT", "instant": "TEXT", "date": "TEXT",
         "int": "BIGINT", "float": "DOUBLE PRECISION", "bool": "BOOLEAN", "json": "JSONB",
@@ -64,6 +68,38 @@ PARTITIONS_DDL = (
     "projection TEXT NOT NULL, feed TEXT NOT NULL, partition_id INTEGER NOT NULL, "
     "next_offset BIGINT NOT NULL, position BIGINT NOT NULL, PRIMARY KEY (projection, feed, partition_id))"
 )
+
+# One row per projection rebuild (infra/rebuild_log.py says what each column means).
+REBUILDS_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_rebuilds ("
+    "projection TEXT NOT NULL, generation BIGINT NOT NULL, state TEXT NOT NULL, position BIGINT NOT NULL, "
+    "head BIGINT NOT NULL, events_per_second DOUBLE PRECISION NOT NULL, started_at TEXT NOT NULL, "
+    "updated_at TEXT NOT NULL, finished_at TEXT, error TEXT, PRIMARY KEY (projection, generation))"
+)
+
+
+@dataclass(frozen=True)
+class SqlLayout:
+    """A projection's objects in a SQL store (what ``ensure_tables`` makes and a rebuild copies)."""
+
+    tables: tuple[str, ...]  # the tables a rebuild's copy duplicates, by their live names
+    create: Callable[[Mapping[str, str]], list[str]]  # DDL of those tables under the given names
+    drop: tuple[str, ...]  # drops every live object, in dependency order
+    derived: tuple[str, ...] = ()  # DDL of objects over the live tables only (SQLite's FTS vocabulary)
+
+    def live_ddl(self) -> list[str]:
+        return [*self.create({t: t for t in self.tables}), *self.derived]
+
+
+def read_model_layout(dialect: Dialect, tables: Sequence[Table]) -> SqlLayout:
+    """A read model's tables (``projections.schema``), in either database."""
+    by_name = {t.name: t for t in tables}
+    return SqlLayout(
+        tables=tuple(by_name),
+        create=lambda names: [s for t in tables for s in create_table_sql(dialect, t, names[t.name])],
+        drop=tuple(f"DROP TABLE IF EXISTS {t.name}" for t in tables),
+    )
+
 
 
 def create_table_sql(dialect: Dialect, table: Table, name: str | None = None) -> list[str]:
@@ -238,23 +274,38 @@ Execute = Callable[[str, Sequence[Any]], list[Mapping[str, Any]]]
 
 
 class SqlTransaction:
-    """A projection's write transaction over any SQL connection (given as an ``execute``)."""
+    """A projection's write transaction over any SQL connection (given as an ``execute``).
 
-    def __init__(self, execute: Execute, dialect: Dialect, projection: str, position: int):
+    ``names`` maps declared table names to the physical tables written instead (a rebuild writes
+    its copy, ``tasks__r7``, through the same handlers that write ``tasks``)."""
+
+    def __init__(self, execute: Execute, dialect: Dialect, projection: str, position: int,
+                 names: Mapping[str, str] | None = None):
         self._execute = execute
         self.dialect = dialect
         self.projection = projection
         self.position = position
         self.new_position: int | None = None
+        self._names = dict(names or {})
+        self._physical: dict[str, Table] = {}
+
+    def _at(self, table: Table) -> Table:
+        if table.name not in self._names:
+            return table
+        physical = self._physical.get(table.name)
+        if physical is None:
+            physical = self._physical[table.name] = replace(table, name=self._names[table.name])
+        return physical
 
     def upsert(self, table: Table, row: Mapping[str, Any]) -> None:
-        self._execute(*upsert_sql(self.dialect, table, row))
+        self._execute(*upsert_sql(self.dialect, self._at(table), row))
 
     def update(self, table: Table, key: Mapping[str, Any], values: Mapping[str, Any]) -> None:
         if values:
-            self._execute(*update_sql(self.dialect, table, key, values))
+            self._execute(*update_sql(self.dialect, self._at(table), key, values))
 
     def delete(self, table: Table, key: Mapping[str, Any]) -> None:
+        table = self._at(table)
         where, params = where_equal(self.dialect, table, key)
         self._execute(f"DELETE FROM {table.name}{where}", params)
 
@@ -263,7 +314,7 @@ class SqlTransaction:
         return rows[0] if rows else None
 
     def find(self, table: Table, where: Mapping[str, Any]) -> list[Row]:
-        return find_rows(self._execute, self.dialect, table, where)
+        return find_rows(self._execute, self.dialect, self._at(table), where)
 
     def advance(self, position: int) -> None:
         if position < self.position:
@@ -271,8 +322,12 @@ class SqlTransaction:
         self.new_position = position
 
     @property
-    def dead_letters(self) -> DeadLetterLog:
-        """The projection's dead letters, committed with its rows and position."""
+    def dead_letters(self) -> DeadLetterLog | None:
+        """The projection's dead letters, committed with its rows and position. A rebuild's copy
+        keeps none: a poison event fails the rebuild (the live copy stays in service) rather than
+        being filed under a copy that is about to be renamed."""
+        if self._names:
+            return None
         return DeadLetterLog(self._execute, self.dialect.placeholder, self.projection)
 
     def partitions(self, feed: str) -> dict[int, PartitionPosition]:

@@ -74,15 +74,23 @@ class SqlSearchTransaction:
 
     placeholder = "?"
 
-    def __init__(self, execute: Execute, projection: str, position: int):
+    def __init__(self, execute: Execute, projection: str, position: int, names: Mapping[str, str] | None = None):
         self._execute = execute
         self.projection = projection
         self.position = position
         self.new_position: int | None = None
+        # The physical table of each search table (a rebuild writes its copy's).
+        self._names = dict(names or {})
+
+    def _table(self, name: str) -> str:
+        return self._names.get(name, name)
 
     @property
-    def dead_letters(self) -> DeadLetterLog:
-        """The projection's dead letters, committed with its documents and position."""
+    def dead_letters(self) -> DeadLetterLog | None:
+        """The projection's dead letters, committed with its documents and position (none for a
+        rebuild's copy: a poison event fails the rebuild, the live copy stays in service)."""
+        if self._names:
+            return None
         return DeadLetterLog(self._execute, self.placeholder, self.projection)
 
     def put(self, document: SearchDocument) -> None:
@@ -104,7 +112,8 @@ class SqlSearchTransaction:
 
     def hide_where(self, field: str, value: str) -> None:
         p = self.placeholder
-        self._execute(f"UPDATE search_documents SET hidden = {p} WHERE {_PARENT_COLUMNS[field]} = {p}", [True, value])
+        self._execute(f"UPDATE {self._table('search_documents')} SET hidden = {p} WHERE {_PARENT_COLUMNS[field]} = {p}",
+                      [True, value])
 
     def advance(self, position: int) -> None:
         if position < self.position:
@@ -113,7 +122,9 @@ class SqlSearchTransaction:
 
     def _current(self, id: str) -> StoredDocument | None:
         p = self.placeholder
-        rows = self._execute(f"SELECT version, deleted, hidden, document FROM search_documents WHERE id = {p}", [id])
+        rows = self._execute(
+            f"SELECT version, deleted, hidden, document FROM {self._table('search_documents')} WHERE id = {p}", [id]
+        )
         if not rows:
             return None
         row = rows[0]

@@ -3,6 +3,7 @@ so a projection's rows and its position commit in one transaction."""
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -13,15 +14,19 @@ from typing import Any
 from infra.dead_letters import DEAD_LETTERS_DDL, DeadLetterLog, read_dead_letters
 from infra.sql_readmodels import (
     PARTITIONS_DDL,
+    REBUILDS_DDL,
     TRACKING_DDL,
     ensure_projection_tables,
+    Execute,
     SQLITE,
     SqlTransaction,
-    create_table_sql,
     find_rows,
     query_rows,
+    read_model_layout,
+    SqlLayout,
 )
 from projections.operations import DeadLetter
+from infra.sql_rebuild import SqlCopies
 from projections.schema import Table
 from projections.store import ListQuery, ListResult, Row
 
@@ -57,6 +62,8 @@ class SQLiteFile:
     """A read-model database file: one writer connection behind a lock, one reader per thread,
     and the tracking tables every projection store in it shares."""
 
+    dialect = SQLITE
+
     def __init__(self, path: Path | str):
         self.path = str(path)
         self._write_lock = threading.Lock()
@@ -64,6 +71,7 @@ class SQLiteFile:
         self._writer.execute(TRACKING_DDL)
         self._writer.execute(PARTITIONS_DDL)
         self._writer.execute(DEAD_LETTERS_DDL)
+        self._writer.execute(REBUILDS_DDL)
         self._local = threading.local()
 
     def _reader(self) -> sqlite3.Connection:
@@ -92,25 +100,51 @@ class SQLiteFile:
         (Elasticsearch); under the same write lock as the projections' transactions."""
         with self._write_lock, _write_transaction(self._writer):
             yield DeadLetterLog(_executor(self._writer), "?", projection)
+    @contextmanager
+    def write_connection(self) -> Iterator[Execute]:
+        """One write transaction (the database's only writer while it lasts)."""
+        with self._write_lock, _write_transaction(self._writer):
+            yield _executor(self._writer)
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Whether this process got the lock ``name`` (held until the block ends, or the process
+        dies): a lock file beside the database, so it also keeps other processes out."""
+        with open(f"{self.path}.{name}.lock", "a") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(file, fcntl.LOCK_UN)
 
     def close(self) -> None:
         self._writer.close()
 
 
-class SQLiteReadModelStore(SQLiteFile):
+class SQLiteReadModelStore(SQLiteFile, SqlCopies):
+    def layout(self, tables: Sequence[Table]) -> SqlLayout:
+        return read_model_layout(SQLITE, tables)
+
     def ensure_tables(self, projection: str, version: int, tables: Sequence[Table]) -> None:
         """Create the projection's tables; if its version changed, drop them and start over."""
-        with self._write_lock, _write_transaction(self._writer):
-            ensure_projection_tables(
-                _executor(self._writer), SQLITE, projection, version,
-                drop=[f"DROP TABLE IF EXISTS {t.name}" for t in tables],
-                create=[statement for t in tables for statement in create_table_sql(SQLITE, t)],
-            )
+        layout = self.layout(tables)
+        with self.write_connection() as execute:
+            ensure_projection_tables(execute, SQLITE, projection, version, drop=layout.drop, create=layout.live_ddl())
+
+    def new_transaction(self, execute: Execute, projection: str, position: int,
+                        names: Mapping[str, str] | None = None) -> SqlTransaction:
+        return SqlTransaction(execute, SQLITE, projection, position, names)
 
     @contextmanager
-    def transaction(self, projection: str) -> Iterator[SqlTransaction]:
+    def transaction(self, projection: str, names: Mapping[str, str] | None = None) -> Iterator[SqlTransaction]:
+        """``names``: write these tables under other names (a rebuild's copy)."""
         with self._write_lock, _write_transaction(self._writer):
-            tx = SqlTransaction(_executor(self._writer), SQLITE, projection, self._position(self._writer, projection))
+            tx = self.new_transaction(_executor(self._writer), projection, self._position(self._writer, projection),
+                                      names)
             yield tx
             if tx.new_position is not None:
                 self._writer.execute("UPDATE projection_tracking SET position = ? WHERE name = ?",

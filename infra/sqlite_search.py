@@ -24,25 +24,39 @@ from infra.sql_search import (
     scope_clauses,
     searched_text,
 )
-from infra.sql_readmodels import SQLITE, ensure_projection_tables
+from infra.sql_readmodels import SQLITE, Execute, SqlLayout, ensure_projection_tables
 from infra.sqlite_readmodels import SQLiteFile, _executor, _write_transaction
+from infra.sql_rebuild import SqlCopies
 from projections.schema import Table
 from projections.search import HIGHLIGHTED_FIELDS, SEARCHED_FIELDS, SearchQuery, SearchResult
 
 _TEXT_COLUMNS = list(SEARCHED_FIELDS)
-_DDL = (
-    "CREATE TABLE IF NOT EXISTS search_documents ("
-    " doc_key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, project_id TEXT, task_id TEXT,"
-    " status TEXT, priority TEXT, assignee_ids TEXT NOT NULL, labels TEXT NOT NULL,"
-    " version INTEGER NOT NULL, deleted INTEGER NOT NULL, hidden INTEGER NOT NULL, document TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS search_documents_project_id ON search_documents (project_id)",
-    "CREATE INDEX IF NOT EXISTS search_documents_task_id ON search_documents (task_id)",
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5({', '.join(_TEXT_COLUMNS)},"
-    " tokenize = 'unicode61 remove_diacritics 2')",
-    "CREATE VIRTUAL TABLE IF NOT EXISTS search_vocabulary USING fts5vocab(search_fts, 'row')",
+_TABLES = ("search_documents", "search_fts")
+
+
+def _ddl(names: Mapping[str, str]) -> list[str]:
+    """The documents table and its FTS5 index, under the given names."""
+    docs, fts = names["search_documents"], names["search_fts"]
+    return [
+        f"CREATE TABLE IF NOT EXISTS {docs} ("
+        " doc_key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, project_id TEXT, task_id TEXT,"
+        " status TEXT, priority TEXT, assignee_ids TEXT NOT NULL, labels TEXT NOT NULL,"
+        " version INTEGER NOT NULL, deleted INTEGER NOT NULL, hidden INTEGER NOT NULL, document TEXT NOT NULL)",
+        f"CREATE INDEX IF NOT EXISTS {docs}_project_id ON {docs} (project_id)",
+        f"CREATE INDEX IF NOT EXISTS {docs}_task_id ON {docs} (task_id)",
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5({', '.join(_TEXT_COLUMNS)},"
+        " tokenize = 'unicode61 remove_diacritics 2')",
+    ]
+
+
+_LAYOUT = SqlLayout(
+    tables=_TABLES,
+    create=_ddl,
+    drop=("DROP TABLE IF EXISTS search_vocabulary", "DROP TABLE IF EXISTS search_fts",
+          "DROP TABLE IF EXISTS search_documents"),
+    # Only searches read the vocabulary: a rebuild's copy needs none.
+    derived=("CREATE VIRTUAL TABLE IF NOT EXISTS search_vocabulary USING fts5vocab(search_fts, 'row')",),
 )
-_DROP = ("DROP TABLE IF EXISTS search_vocabulary", "DROP TABLE IF EXISTS search_fts",
-         "DROP TABLE IF EXISTS search_documents")
 _WEIGHTS = ", ".join(str(w) for w in SEARCHED_FIELDS.values())
 
 
@@ -70,30 +84,41 @@ class _Transaction(SqlSearchTransaction):
         names = list(values)
         updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "id")
         rows = self._execute(
-            f"INSERT INTO search_documents ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"INSERT INTO {self._table('search_documents')} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
             f"ON CONFLICT (id) DO UPDATE SET {updates} RETURNING doc_key",
             list(values.values()),
         )
         key = rows[0]["doc_key"]
-        self._execute("DELETE FROM search_fts WHERE rowid = ?", [key])
+        fts = self._table("search_fts")
+        self._execute(f"DELETE FROM {fts} WHERE rowid = ?", [key])
         if not deleted:
             text = searched_text(fields)
             self._execute(
-                f"INSERT INTO search_fts (rowid, {', '.join(_TEXT_COLUMNS)}) VALUES (?{', ?' * len(_TEXT_COLUMNS)})",
+                f"INSERT INTO {fts} (rowid, {', '.join(_TEXT_COLUMNS)}) VALUES (?{', ?' * len(_TEXT_COLUMNS)})",
                 [key, *(text[c] for c in _TEXT_COLUMNS)],
             )
 
 
-class SQLiteSearchStore(SQLiteFile):
+class SQLiteSearchStore(SQLiteFile, SqlCopies):
+    def layout(self, tables: Sequence[Table]) -> SqlLayout:
+        return _LAYOUT
+
     def ensure_tables(self, projection: str, version: int, tables: Sequence[Table]) -> None:
         """Create the search tables; if the projection's version changed, drop them and start over."""
-        with self._write_lock, _write_transaction(self._writer):
-            ensure_projection_tables(_executor(self._writer), SQLITE, projection, version, drop=_DROP, create=_DDL)
+        with self.write_connection() as execute:
+            ensure_projection_tables(execute, SQLITE, projection, version, drop=_LAYOUT.drop,
+                                     create=_LAYOUT.live_ddl())
+
+    def new_transaction(self, execute: Execute, projection: str, position: int,
+                        names: Mapping[str, str] | None = None) -> _Transaction:
+        return _Transaction(execute, projection, position, names)
 
     @contextmanager
-    def transaction(self, projection: str) -> Iterator[_Transaction]:
+    def transaction(self, projection: str, names: Mapping[str, str] | None = None) -> Iterator[_Transaction]:
+        """``names``: write these tables under other names (a rebuild's copy)."""
         with self._write_lock, _write_transaction(self._writer):
-            tx = _Transaction(_executor(self._writer), projection, self._position(self._writer, projection))
+            tx = self.new_transaction(_executor(self._writer), projection, self._position(self._writer, projection),
+                                      names)
             yield tx
             if tx.new_position is not None:
                 self._writer.execute("UPDATE projection_tracking SET position = ? WHERE name = ?",

@@ -9,7 +9,7 @@ aggregate's events are never applied out of order) until an operator retries or 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 DeadLetterStatus = Literal["open", "parked", "retried", "skipped"]
 DEAD_LETTER_STATUSES: tuple[DeadLetterStatus, ...] = ("open", "parked", "retried", "skipped")
@@ -46,6 +46,9 @@ class ProjectionStatus:
     state: str
     dead_letters: int  # open dead letters
     parked_events: int  # events waiting behind them
+    # The latest rebuild (a row of ``projection_rebuilds``), if any: generation, state, position,
+    # head, events_per_second, started_at, updated_at, finished_at, error.
+    rebuild: dict[str, Any] | None = None
 
     @property
     def lag(self) -> int:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from write_api.routes import auth, projects, tasks, users
+from write_api.routes import admin, auth, projects, tasks, users
 
 
 def write_router() -> APIRouter:
     router = APIRouter()
-    for module in (auth, users, projects, tasks):
+    for module in (auth, users, projects, tasks, admin):
         router.include_router(module.router)
     return router

@@ -42,11 +42,25 @@ class UserClaims:
     active: bool
 
 
+class StartedRebuild(Protocol):
+    projection: str
+    generation: int
+    state: str
+
+
+class ProjectionRebuilds(Protocol):
+    """Rebuilds a projection beside the live one, in the background (infra/rebuild.py)."""
+
+    def start(self, name: str) -> StartedRebuild:
+        """Raises NotFound for an unknown projection, Conflict if a rebuild of it runs."""
+
+
 @dataclass
 class WriteServices:
     app: TaskFlowApplication
     tokens: Tokens
     idempotency: IdempotencyStore
+    rebuilds: ProjectionRebuilds | None = None
 
 
 def get_services(request: Request) -> WriteServices:

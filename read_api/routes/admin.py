@@ -38,7 +38,8 @@ def _wire(value: Any) -> dict[str, Any]:
 
 
 def _status(status: ProjectionStatus) -> dict[str, Any]:
-    return {**_wire(status), "lag": status.lag}
+    rebuild = {to_camel(k): v for k, v in status.rebuild.items()} if status.rebuild else None
+    return {**_wire(status), "lag": status.lag, "rebuild": rebuild}
 
 
 def _dead_letter(letter: DeadLetter) -> dict[str, Any]:
