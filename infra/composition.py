@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
+from eventsourcing.postgres import PostgresApplicationRecorder
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -18,6 +19,7 @@ from commands.service import TaskFlowApplication
 from infra.event_history import StoredEventHistory
 from infra.http import error_body, install_http_plumbing, request_id_of
 from infra.keys import KeyRing
+from infra.pg_wakeup import EventStoreWakeup
 from infra.projector import ProjectionRunner, Projector
 from infra.settings import Settings
 from infra.postgres_readmodels import PostgresReadModelStore
@@ -66,8 +68,13 @@ class TaskFlowSystem:
     # With Kafka: publishes the log to the topic (started by `serve` and `relay` only).
     relay: KafkaRelay | None = None
     kafka_check: KafkaCheck | None = None
+    # PostgreSQL event store: wakes the relay and the log-following projector of this process
+    # when another process commits events (started with them).
+    wakeup: EventStoreWakeup | None = None
 
     def close(self) -> None:
+        if self.wakeup is not None:
+            self.wakeup.stop()
         self.projector.stop()
         if self.relay is not None:
             self.relay.stop()
@@ -174,6 +181,10 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
         app.on_saved(relay.wake)
         kafka_check = KafkaCheck(kafka)
     app.on_saved(projector.wake)
+    wakeup = (
+        EventStoreWakeup(app.recorder, [projector.wake, *([relay.wake] if relay else [])])
+        if isinstance(app.recorder, PostgresApplicationRecorder) else None
+    )
     history = StoredEventHistory(app)
     return TaskFlowSystem(
         settings=settings,
@@ -194,6 +205,7 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
         search=search,
         relay=relay,
         kafka_check=kafka_check,
+        wakeup=wakeup,
     )
 
 
@@ -227,8 +239,12 @@ def build_http_app(
             if system.relay is not None:
                 system.relay.start()
             system.projector.start()
+            if system.wakeup is not None:
+                system.wakeup.start()
         yield
         if run_projector:
+            if system.wakeup is not None:
+                system.wakeup.stop()
             system.projector.stop()
             if system.relay is not None:
                 system.relay.stop()
