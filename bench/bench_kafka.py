@@ -252,7 +252,8 @@ def _drive(base: str, read_base: str, rate: float, seconds: float,
             **auth, "X-Consistency-Position": str(project["meta"]["position"]), "X-Consistency-Timeout-Ms": "10000"})
         if first.status_code == 200:
             break
-    first.raise_for_status()
+    if first.status_code != 200:
+        raise RuntimeError(f"the read API never caught up with the project: {first.status_code} {first.text}")
 
     total = int(rate * seconds)
     counter = iter(range(total))
