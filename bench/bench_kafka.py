@@ -221,14 +221,20 @@ def lag_separate(admin_url: str, kafka: str, redis_url: str | None, rate: float,
                "ELASTICSEARCH_URL": "", "REDIS_URL": redis_url or "", "REDIS_PREFIX": f"{unique}:",
                "KAFKA_BOOTSTRAP_SERVERS": kafka, "KAFKA_TOPIC": unique, "KAFKA_GROUP_PREFIX": f"{unique}-"}
         cli = [sys.executable, "-m", "infra.cli"]
-        workers = [subprocess.Popen([*cli, "relay"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        logs = {name: Path(tmp) / f"{name}.log" for name in ("relay", "project")}
+        workers = [subprocess.Popen([*cli, "relay"], env=env, stdout=subprocess.DEVNULL,
+                                    stderr=logs["relay"].open("w")),
                    subprocess.Popen([*cli, "project", "users", "projects", "tasks"], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+                                    stdout=subprocess.DEVNULL, stderr=logs["project"].open("w"))]
         write_port, read_port = free_port(), free_port()
         try:
             with server([*cli, "write-api", "--port", str(write_port), "--workers", "2"], write_port, env) as write, \
                     server([*cli, "read-api", "--port", str(read_port)], read_port, env) as read:
                 return _drive(write, read, rate, seconds, relayed=(db, f"relay:{unique}"))
+        except RuntimeError:
+            for name, path in logs.items():  # what the relay and the projector said
+                print(f"--- {name} log (last lines)", *path.read_text().splitlines()[-15:], sep="\n", file=sys.stderr)
+            raise
         finally:
             for process in workers:
                 process.terminate()
