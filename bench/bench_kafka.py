@@ -221,14 +221,20 @@ def lag_separate(admin_url: str, kafka: str, redis_url: str | None, rate: float,
                "ELASTICSEARCH_URL": "", "REDIS_URL": redis_url or "", "REDIS_PREFIX": f"{unique}:",
                "KAFKA_BOOTSTRAP_SERVERS": kafka, "KAFKA_TOPIC": unique, "KAFKA_GROUP_PREFIX": f"{unique}-"}
         cli = [sys.executable, "-m", "infra.cli"]
-        workers = [subprocess.Popen([*cli, "relay"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        logs = {name: Path(tmp) / f"{name}.log" for name in ("relay", "project")}
+        workers = [subprocess.Popen([*cli, "relay"], env=env, stdout=subprocess.DEVNULL,
+                                    stderr=logs["relay"].open("w")),
                    subprocess.Popen([*cli, "project", "users", "projects", "tasks"], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+                                    stdout=subprocess.DEVNULL, stderr=logs["project"].open("w"))]
         write_port, read_port = free_port(), free_port()
         try:
             with server([*cli, "write-api", "--port", str(write_port), "--workers", "2"], write_port, env) as write, \
                     server([*cli, "read-api", "--port", str(read_port)], read_port, env) as read:
-                return _drive(write, read, rate, seconds)
+                return _drive(write, read, rate, seconds, relayed=(db, f"relay:{unique}"))
+        except RuntimeError:
+            for name, path in logs.items():  # what the relay and the projector said
+                print(f"--- {name} log (last lines)", *path.read_text().splitlines()[-15:], sep="\n", file=sys.stderr)
+            raise
         finally:
             for process in workers:
                 process.terminate()
@@ -236,7 +242,10 @@ def lag_separate(admin_url: str, kafka: str, redis_url: str | None, rate: float,
             delete_topics(kafka, [unique])
 
 
-def _drive(base: str, read_base: str, rate: float, seconds: float) -> dict[str, float]:
+def _drive(base: str, read_base: str, rate: float, seconds: float,
+           relayed: tuple[str, str] | None = None) -> dict[str, float]:
+    """``relayed``: (database, relay name) to also sample the relay's recorded position, which
+    splits the lag into command -> committed to Kafka, and Kafka -> read model."""
     email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
     httpx.post(f"{base}/api/v1/users", json={"email": email, "password": PASSWORD, "name": "Bench"}).raise_for_status()
     token = httpx.post(f"{base}/api/v1/auth/login", json={"email": email, "password": PASSWORD}).json()
@@ -249,7 +258,8 @@ def _drive(base: str, read_base: str, rate: float, seconds: float) -> dict[str, 
             **auth, "X-Consistency-Position": str(project["meta"]["position"]), "X-Consistency-Timeout-Ms": "10000"})
         if first.status_code == 200:
             break
-    first.raise_for_status()
+    if first.status_code != 200:
+        raise RuntimeError(f"the read API never caught up with the project: {first.status_code} {first.text}")
 
     total = int(rate * seconds)
     counter = iter(range(total))
@@ -273,12 +283,21 @@ def _drive(base: str, read_base: str, rate: float, seconds: float) -> dict[str, 
                     else:
                         errors[0] += 1
 
+    relay_samples: list[tuple[float, int]] = []
+
     def monitor() -> None:
+        tracking = psycopg.connect(relayed[0], autocommit=True) if relayed else None
         with httpx.Client(base_url=read_base, timeout=30, headers=auth) as client:
             while loading.is_set() or (responses and samples[-1][1] < max(p for _, p in responses)):
                 r = client.get(watch)
                 samples.append((time.perf_counter(), int(r.headers["X-Projection-Position"])))
+                if tracking is not None:
+                    row = tracking.execute("SELECT position FROM projection_tracking WHERE name = %s",
+                                           (relayed[1],)).fetchone()
+                    relay_samples.append((time.perf_counter(), row[0] if row else 0))
                 time.sleep(0.01)  # ~100 reads/s: enough resolution, little added load
+        if tracking is not None:
+            tracking.close()
 
     watcher = threading.Thread(target=monitor)
     watcher.start()
@@ -297,6 +316,13 @@ def _drive(base: str, read_base: str, rate: float, seconds: float) -> dict[str, 
         if seen is not None:
             lags.append((seen - done) * 1000)
     lags.sort()
+    to_kafka = sorted(
+        (seen - done) * 1000 for done, position in responses
+        if (seen := next((t for t, p in relay_samples if t >= done and p >= position), None)) is not None
+    )
+    if to_kafka:
+        print(f"  of which command -> committed to Kafka by the relay: p50 {statistics.median(to_kafka):.0f} ms, "
+              f"p99 {to_kafka[max(0, int(len(to_kafka) * 0.99) - 1)]:.0f} ms", file=sys.stderr)
     return {
         "rate": len(responses) / elapsed,
         "errors": errors[0],
@@ -311,6 +337,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rates", default="100,300", help="command rates (per second) to measure the lag at")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--separate-only", action="store_true",
+                        help="only the lag with separate processes (skips throughput and one-process runs)")
     args = parser.parse_args()
     admin_url = os.environ.get("DATABASE_URL")
     kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -318,7 +346,7 @@ def main() -> None:
         sys.exit('needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS: eval "$(scripts/services env)" first')
     redis_url = os.environ.get("REDIS_URL") or None
 
-    figures = throughput(admin_url, kafka, args.events)
+    figures = [] if args.separate_only else throughput(admin_url, kafka, args.events)
     for rate in (float(r) for r in args.rates.split(",")):
         separate = lag_separate(admin_url, kafka, redis_url, rate, args.seconds)
         print(f"@{rate:.0f}/s, separate processes: commands/s achieved {separate['rate']:.0f}, "
@@ -326,6 +354,8 @@ def main() -> None:
         for quantile in ("p50_ms", "p99_ms"):
             figures.append({"figure": f"command→read lag {quantile[:3]} via Kafka @{rate:.0f}/s, separate processes",
                             "value": separate[quantile], "unit": "ms"})
+        if args.separate_only:
+            continue
         through_kafka = lag(admin_url, kafka, redis_url, rate, args.seconds)
         following_log = lag(admin_url, None, redis_url, rate, args.seconds)
         print(f"@{rate:.0f}/s: commands/s achieved {through_kafka['rate']:.0f} with Kafka, "
@@ -336,7 +366,7 @@ def main() -> None:
                 "figure": f"command→read lag {quantile[:3]} via Kafka @{rate:.0f}/s", "value": through_kafka[quantile],
                 "unit": "ms", "baseline": following_log[quantile], "baseline_name": "log-following projector",
             })
-    report("kafka", figures)
+    report("kafka_separate" if args.separate_only else "kafka", figures)
 
 
 if __name__ == "__main__":

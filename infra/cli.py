@@ -69,6 +69,8 @@ def _until_stopped(settings: Settings, names: Sequence[str] | None, what: str) -
         system.projector.start()
         source = f"Kafka topic {settings.kafka_topic}" if settings.kafka_bootstrap_servers else "the event log"
         running = f"projector ({', '.join(r.name for r in system.projector.runners)}) from {source}"
+    if system.wakeup is not None:
+        system.wakeup.start()
     print(f"TaskFlow {running} running; Ctrl-C stops it", file=sys.stderr, flush=True)
     stop.wait()
     system.close()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
+from eventsourcing.postgres import PostgresApplicationRecorder
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -20,6 +21,7 @@ from infra.event_history import StoredEventHistory
 from infra.http import error_body, install_http_plumbing, request_id_of
 from infra.keys import KeyRing
 from infra.projection_ops import ProjectionOperations
+from infra.pg_wakeup import EventStoreWakeup
 from infra.projector import ProjectionRunner, Projector
 from infra.settings import Settings
 from infra.postgres_readmodels import PostgresReadModelStore
@@ -73,10 +75,15 @@ class TaskFlowSystem:
     operations: ProjectionOperations | None = None
     # Rebuilds a projection beside the live one (CLI and admin route).
     rebuilds: ProjectionRebuilds | None = None
+    # PostgreSQL event store: wakes the relay and the log-following projector of this process
+    # when another process commits events (started with them).
+    wakeup: EventStoreWakeup | None = None
 
     def close(self) -> None:
         if self.rebuilds is not None:
             self.rebuilds.stop()
+        if self.wakeup is not None:
+            self.wakeup.stop()
         self.projector.stop()
         if self.relay is not None:
             self.relay.stop()
@@ -186,6 +193,10 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
         app.on_saved(relay.wake)
         kafka_check = KafkaCheck(kafka)
     app.on_saved(projector.wake)
+    wakeup = (
+        EventStoreWakeup(app.recorder, [projector.wake, *([relay.wake] if relay else [])])
+        if isinstance(app.recorder, PostgresApplicationRecorder) else None
+    )
     history = StoredEventHistory(app)
     rebuilds = ProjectionRebuilds(
         {**{p.name: RebuildTarget(p, store, cache if p.row_cache else None) for p in projections},
@@ -216,6 +227,7 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
         kafka_check=kafka_check,
         operations=operations,
         rebuilds=rebuilds,
+        wakeup=wakeup,
     )
 
 
@@ -251,8 +263,12 @@ def build_http_app(
             if system.relay is not None:
                 system.relay.start()
             system.projector.start()
+            if system.wakeup is not None:
+                system.wakeup.start()
         yield
         if run_projector:
+            if system.wakeup is not None:
+                system.wakeup.stop()
             system.projector.stop()
             if system.relay is not None:
                 system.relay.stop()

@@ -166,6 +166,7 @@ class KafkaRelay:
         self._published = 0  # highest position Kafka has committed in this process
         self._last_watermark = 0.0  # when
         self._watermarked = -1  # the position it carried
+        self._recorded: int | None = None  # the recorded position, once read
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -175,12 +176,16 @@ class KafkaRelay:
     def step(self) -> int:
         """Publish the next batch (with watermarks), or only watermarks when they are due;
         returns how many events were published."""
-        start = self.store.position(self.name)
+        # The recorded position is read once, then kept: only this relay advances it (another
+        # relay with the same topic fences this one, whose next commit then fails and re-reads).
+        if self._recorded is None:
+            self._recorded = self.store.position(self.name)
+        start = self._recorded
         self.status.position = start
-        head = self.recorder.max_notification_id() or 0
-        notifications = (
-            self.recorder.select_notifications(start=start, limit=self.batch_size, stop=head, inclusive_of_start=False)
-            if head > start else []
+        # The event store's table lock makes positions commit in order, so what a select returns
+        # is a gap-free run: no need to bound it by the head first (one round trip less a batch).
+        notifications = self.recorder.select_notifications(
+            start=start, limit=self.batch_size, inclusive_of_start=False
         )
         position = notifications[-1].id if notifications else max(start, self._published)
         if not notifications and (position <= self._watermarked
@@ -210,14 +215,17 @@ class KafkaRelay:
             producer.commit_transaction()
         except BaseException:
             self._disconnect()  # a new producer aborts what this one left open (same transactional id)
+            self._recorded = None  # fenced by another relay, perhaps: read where things stand
             raise
 
     def record(self, position: int) -> None:
         """Kafka has committed every event up to ``position``: remember it."""
+        self._recorded = None  # if this fails, read the position again
         with self.store.transaction(self.name) as tx:
             if position > tx.position:
                 tx.advance(position)
-        self.status.position = position
+            recorded = max(position, tx.position)
+        self._recorded = self.status.position = recorded
 
     def _headers(self, n: Notification) -> list[tuple[str, bytes]]:
         headers = [("kind", EVENT), ("type", n.topic.encode()), ("position", str(n.id).encode())]
