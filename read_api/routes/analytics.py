@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic.alias_generators import to_camel
 
 from domain.errors import FieldProblem, InvalidInput
 from projections.analytics import reports
@@ -100,11 +101,6 @@ BURNDOWN_FIELDS = ("scope", "remaining", "done", "scope_added", "scope_removed",
                    "scope_points", "remaining_points", "points_added", "points_removed")
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 @router.get("/burndown", summary="Per day: scope, remaining and done tasks and points; scope changes")
 def burndown(project_id: UUID, request: Request, response: Response, principal: CurrentUser,
              services: Services, _: AnalyticsPosition, first: str | None = FromParam,
@@ -112,7 +108,7 @@ def burndown(project_id: UUID, request: Request, response: Response, principal: 
     readable_project(services.store, str(project_id), principal)
     span, kind = _parameters(request, first, last, format, MAX_DAYS_DAILY)
     days = reports.burndown(services.store, str(project_id), span)
-    columns = ["date", *(_camel(f) for f in BURNDOWN_FIELDS)]
+    columns = ["date", *(to_camel(f) for f in BURNDOWN_FIELDS)]
     rows = [[d.day.isoformat(), *(getattr(d, f) for f in BURNDOWN_FIELDS)] for d in days]
     if kind == "csv":
         return _csv(response, f"burndown-{span.first}-{span.last}", columns, rows)

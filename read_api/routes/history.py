@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic.alias_generators import to_camel
 
 from domain.clock import iso_utc
 from domain.comment import Comment
@@ -45,7 +46,7 @@ def _jsonable(value: Any) -> Any:
 def describe(position: int, event: Any) -> dict[str, Any]:
     metadata = getattr(event, "metadata", {}) or {}
     data = {
-        _camel(k): ("[redacted]" if k in REDACTED_FIELDS else _jsonable(v))
+        to_camel(k): ("[redacted]" if k in REDACTED_FIELDS else _jsonable(v))
         for k, v in vars(event).items()
         if k not in _INTERNAL_FIELDS
     }
@@ -60,11 +61,6 @@ def describe(position: int, event: Any) -> dict[str, Any]:
         "causationId": metadata.get("causationId"),
         "data": data,
     }
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def _history(services: ReadServices, aggregate_id: UUID, kind: type, principal: Principal, page: int,
