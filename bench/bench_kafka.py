@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -35,7 +36,7 @@ import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from bench.common import free_port, report, server
+from bench.common import RESULTS, free_port, report, server, server_log_path
 from infra.composition import build_system
 from infra.kafka_consumer import KafkaProjectionConsumer
 from infra.kafka_relay import encode_event, ensure_topic
@@ -211,9 +212,11 @@ def lag(admin_url: str, kafka: str | None, redis_url: str | None, rate: float, s
                 delete_topics(kafka, [unique])
 
 
-def lag_separate(admin_url: str, kafka: str, redis_url: str | None, rate: float, seconds: float) -> dict[str, float]:
+def lag_separate(admin_url: str, kafka: str, redis_url: str | None, rate: float, seconds: float,
+                 trace: bool = False) -> dict[str, float]:
     """The same lag, with each part in its own process as in production: write API (2 workers),
-    read API, relay, and one projector process consuming Kafka."""
+    read API, relay, and one projector process consuming Kafka. ``trace``: the relay and the
+    projector log each batch's stage timings (LOG_LEVEL=DEBUG), summarised after the run."""
     unique = f"taskflow-bench-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp, database(admin_url) as db:
         env = {**os.environ, "TASKFLOW_DATA_DIR": tmp, "DATABASE_URL": db, "ARGON2_TIME_COST": "1",
@@ -221,15 +224,20 @@ def lag_separate(admin_url: str, kafka: str, redis_url: str | None, rate: float,
                "ELASTICSEARCH_URL": "", "REDIS_URL": redis_url or "", "REDIS_PREFIX": f"{unique}:",
                "KAFKA_BOOTSTRAP_SERVERS": kafka, "KAFKA_TOPIC": unique, "KAFKA_GROUP_PREFIX": f"{unique}-"}
         cli = [sys.executable, "-m", "infra.cli"]
-        logs = {name: Path(tmp) / f"{name}.log" for name in ("relay", "project")}
-        workers = [subprocess.Popen([*cli, "relay"], env=env, stdout=subprocess.DEVNULL,
+        RESULTS.mkdir(exist_ok=True)
+        logs = {name: RESULTS / f"kafka_separate_{name}.log" for name in ("relay", "project")}
+        print(f"relay and projector logs: {logs['relay']}, {logs['project']}", file=sys.stderr)
+        follower_env = {**env, "LOG_LEVEL": "DEBUG"} if trace else env
+        workers = [subprocess.Popen([*cli, "relay"], env=follower_env, stdout=subprocess.DEVNULL,
                                     stderr=logs["relay"].open("w")),
-                   subprocess.Popen([*cli, "project", "users", "projects", "tasks"], env=env,
+                   subprocess.Popen([*cli, "project", "users", "projects", "tasks"], env=follower_env,
                                     stdout=subprocess.DEVNULL, stderr=logs["project"].open("w"))]
         write_port, read_port = free_port(), free_port()
         try:
-            with server([*cli, "write-api", "--port", str(write_port), "--workers", "2"], write_port, env) as write, \
-                    server([*cli, "read-api", "--port", str(read_port)], read_port, env) as read:
+            with server([*cli, "write-api", "--port", str(write_port), "--workers", "2"], write_port, env,
+                        log=server_log_path("kafka_separate_write")) as write, \
+                    server([*cli, "read-api", "--port", str(read_port)], read_port, env,
+                           log=server_log_path("kafka_separate_read")) as read:
                 return _drive(write, read, rate, seconds, relayed=(db, f"relay:{unique}"))
         except RuntimeError:
             for name, path in logs.items():  # what the relay and the projector said
@@ -240,6 +248,28 @@ def lag_separate(admin_url: str, kafka: str, redis_url: str | None, rate: float,
                 process.terminate()
                 process.wait(timeout=15)
             delete_topics(kafka, [unique])
+            if trace:
+                summarise_stages(logs)
+
+
+def summarise_stages(logs: dict[str, Path]) -> None:
+    """p50/p99 of each stage the relay and the projector logged per batch (see --trace)."""
+    stages: dict[str, list[float]] = {}
+    for path in logs.values():
+        for line in path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("msg") not in ("relay batch", "consumer batch") or not entry.get("events", 1):
+                continue
+            for key, value in entry.items():
+                if key.endswith("Ms"):
+                    stages.setdefault(f"{entry['msg']} {key}", []).append(value)
+    for name, values in sorted(stages.items()):
+        values.sort()
+        print(f"  {name:<32} n={len(values):<5} p50 {statistics.median(values):6.1f} ms  "
+              f"p99 {values[max(0, int(len(values) * 0.99) - 1)]:6.1f} ms  max {values[-1]:6.1f} ms", file=sys.stderr)
 
 
 def _drive(base: str, read_base: str, rate: float, seconds: float,
@@ -339,6 +369,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--separate-only", action="store_true",
                         help="only the lag with separate processes (skips throughput and one-process runs)")
+    parser.add_argument("--trace", action="store_true",
+                        help="the relay and the projector log per-batch stage timings; print a summary")
     args = parser.parse_args()
     admin_url = os.environ.get("DATABASE_URL")
     kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -348,7 +380,7 @@ def main() -> None:
 
     figures = [] if args.separate_only else throughput(admin_url, kafka, args.events)
     for rate in (float(r) for r in args.rates.split(",")):
-        separate = lag_separate(admin_url, kafka, redis_url, rate, args.seconds)
+        separate = lag_separate(admin_url, kafka, redis_url, rate, args.seconds, trace=args.trace)
         print(f"@{rate:.0f}/s, separate processes: commands/s achieved {separate['rate']:.0f}, "
               f"lag p50 {separate['p50_ms']:.0f} ms, p99 {separate['p99_ms']:.0f} ms", file=sys.stderr)
         for quantile in ("p50_ms", "p99_ms"):

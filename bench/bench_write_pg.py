@@ -23,21 +23,43 @@ import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
-from bench.common import free_port, report, server
+from bench.common import free_port, report, server, server_log_path
 
+# Each wrk thread counts the status codes it saw (a `response` callback); `done` sums them over
+# threads. Socket errors (connect/read/write/timeout) never reach `response` and are counted apart.
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer %(token)s"
 counter = 0
+statuses = {}
+local threads = {}
+setup = function(thread)
+  table.insert(threads, thread)
+end
 request = function()
   counter = counter + 1
   return wrk.format(nil, "/api/v1/projects/%(project)s/tasks", nil, '{"title": "bench task ' .. counter .. '"}')
 end
+response = function(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
 done = function(summary, latency, requests)
-  io.write(string.format("JSON {\\"requests\\": %%d, \\"errors\\": %%d, \\"p50_ms\\": %%f, \\"p99_ms\\": %%f}\\n",
-    summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write
-      + summary.errors.timeout, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+  local total = {}
+  for _, thread in ipairs(threads) do
+    for status, n in pairs(thread:get("statuses")) do
+      total[status] = (total[status] or 0) + n
+    end
+  end
+  local parts = {}
+  for status, n in pairs(total) do
+    table.insert(parts, string.format("\\"%%d\\": %%d", status, n))
+  end
+  local e = summary.errors
+  io.write(string.format("JSON {\\"requests\\": %%d, \\"errors\\": %%d, \\"p50_ms\\": %%f, \\"p99_ms\\": %%f, "
+    .. "\\"statuses\\": {%%s}, \\"socket_errors\\": {\\"connect\\": %%d, \\"read\\": %%d, \\"write\\": %%d, \\"timeout\\": %%d}}\\n",
+    summary.requests, e.status + e.connect + e.read + e.write + e.timeout, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, table.concat(parts, ", "), e.connect, e.read, e.write, e.timeout))
 end
 """
 
@@ -134,15 +156,21 @@ def main() -> None:
     for name in ("ELASTICSEARCH_URL", "KAFKA_BOOTSTRAP_SERVERS"):
         os.environ.pop(name, None)
     command = [sys.executable, "-m", "infra.cli", "write-api", "--port", str(port), "--workers", str(args.workers)]
-    with server(command, port, env) as base:
+    with server(command, port, env, log=server_log_path("write_pg")) as base:
         email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
         httpx.post(f"{base}/api/v1/users", json={"email": email, "password": "benchmark-pw", "name": "Bench"})
         token = httpx.post(f"{base}/api/v1/auth/login", json={"email": email, "password": "benchmark-pw"}).json()
         token = token["data"]["accessToken"]
-        project = httpx.post(f"{base}/api/v1/projects", json={"name": "Bench"},
-                             headers={"Authorization": f"Bearer {token}"}).json()["data"]["id"]
+        created = httpx.post(f"{base}/api/v1/projects", json={"name": "Bench"},
+                             headers={"Authorization": f"Bearer {token}"})
+        if created.status_code != 201:
+            sys.exit(f"could not create the project: {created.status_code} {created.text}")
+        project = created.json()["data"]["id"]
         wrk(base, token, project, 2, args.connections)  # warm up
         result = wrk(base, token, project, args.seconds, args.connections)
+    # Which errors, if any: statuses other than 201 and socket errors, so a fast stream of 503s
+    # (or 401s) is never mistaken for throughput.
+    print("statuses:", json.dumps(result["statuses"], sort_keys=True), "| socket errors:", json.dumps(result["socket_errors"]))
 
     report("write_pg", [
         {"figure": f"create-task commands/s, write API on PostgreSQL ({args.workers} workers)", "value": result["per_second"],

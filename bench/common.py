@@ -29,10 +29,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def server_log_path(name: str) -> Path | None:
+    """Where a benchmark keeps a server's output: bench/results/<name>.log, or nowhere when
+    BENCH_SERVER_LOG=0 (the log costs a little CPU; errors are unexplainable without it)."""
+    if os.environ.get("BENCH_SERVER_LOG", "1") == "0":
+        return None
+    RESULTS.mkdir(exist_ok=True)
+    return RESULTS / f"{name}.log"
+
+
 @contextmanager
-def server(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run a server process on 127.0.0.1:port until the block ends."""
-    process = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def server(args: list[str], port: int, env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[str]:
+    """Run a server process on 127.0.0.1:port until the block ends; its stdout and stderr go to
+    ``log`` when given (else nowhere)."""
+    output = open(log, "wb") if log else subprocess.DEVNULL
+    if log:
+        print(f"server log: {log}", flush=True)
+    process = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=output, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -48,6 +61,8 @@ def server(args: list[str], port: int, env: dict[str, str] | None = None) -> Ite
     finally:
         process.terminate()
         process.wait(timeout=15)
+        if log:
+            output.close()
 
 
 def load(base: str, make_request: Callable[[httpx.Client, int], httpx.Response], *, threads: int = 8,

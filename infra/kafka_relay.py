@@ -178,6 +178,7 @@ class KafkaRelay:
         returns how many events were published."""
         # The recorded position is read once, then kept: only this relay advances it (another
         # relay with the same topic fences this one, whose next commit then fails and re-reads).
+        began = time.perf_counter()
         if self._recorded is None:
             self._recorded = self.store.position(self.name)
         start = self._recorded
@@ -191,12 +192,19 @@ class KafkaRelay:
         if not notifications and (position <= self._watermarked
                                   or time.monotonic() - self._last_watermark < self.watermark_interval):
             return 0
+        selected = time.perf_counter()
         self._publish(notifications, position)
+        committed = time.perf_counter()
         self._published = max(self._published, position)
         self._last_watermark, self._watermarked = time.monotonic(), position
         if notifications:
             self.record(position)
             self.status.published_events += len(notifications)
+        # Where a batch's time goes (LOG_LEVEL=DEBUG): read the log, Kafka transaction, record the position.
+        log.debug("relay batch", extra={"events": len(notifications), "position": position,
+                                        "selectMs": round((selected - began) * 1000, 1),
+                                        "kafkaMs": round((committed - selected) * 1000, 1),
+                                        "recordMs": round((time.perf_counter() - committed) * 1000, 1)})
         self.status.state, self.status.last_error = "running", None
         return len(notifications)
 

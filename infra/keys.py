@@ -4,9 +4,12 @@ rotation keep working until their key is retired), and all are published as a JW
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,12 +67,29 @@ class KeyRing:
 
     @classmethod
     def from_directory(cls, directory: Path) -> KeyRing:
-        """All keys in ``directory``, newest signing; generates the first one if there is none."""
-        directory.mkdir(parents=True, exist_ok=True)
-        if not list(directory.glob("*.pem")):
-            rotate(directory)
-        files = sorted(directory.glob("*.pem"), reverse=True)  # names start with a timestamp
-        return cls([_load(f.read_bytes()) for f in files])
+        """All keys in ``directory``, newest signing; generates the first one if there is none.
+
+        Every worker process of a server calls this at start-up on the same directory: the check
+        for a key and the creation of the first one happen under an exclusive lock, so they all
+        end up with the same single key. (Unlocked, two workers each generated a key and one
+        knew only its own: it answered 401 "unknown key" to every token the other signed.)"""
+        with _locked(directory):
+            if not list(directory.glob("*.pem")):
+                rotate(directory)
+            files = sorted(directory.glob("*.pem"), reverse=True)  # names start with a timestamp
+            return cls([_load(f.read_bytes()) for f in files])
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive lock on the key directory, across processes (flock on a lock file there)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def rotate(directory: Path) -> str:
@@ -81,7 +101,11 @@ def rotate(directory: Path) -> str:
     )
     kid = _kid(key)
     path = directory / f"{time.time_ns():020d}-{kid}.pem"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Written under another name and renamed into place: a process listing the directory never
+    # reads a half-written key.
+    partial = path.with_suffix(".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
+    os.rename(partial, path)
     return kid
