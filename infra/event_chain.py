@@ -175,10 +175,18 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
                                  self.qualified_chain, "%s", self._insert_links)
 
     def create_table(self) -> None:
-        super().create_table()
-        with self.datastore.transaction(commit=True) as c:
-            c.execute(f"CREATE TABLE IF NOT EXISTS {self.qualified_chain} ("
-                      "position bigint PRIMARY KEY, previous_position bigint, link bytea NOT NULL)")
+        # Processes started together on a fresh database (API workers, relay, projector) all
+        # create the tables, and CREATE TABLE IF NOT EXISTS fails beside a concurrent twin
+        # (unique violation in pg_type): they take turns under a session advisory lock.
+        with self.datastore.get_connection() as lock:
+            lock.execute("SELECT pg_advisory_lock(hashtext(%s))", (self.qualified_chain,))
+            try:
+                super().create_table()
+                with self.datastore.transaction(commit=True) as c:
+                    c.execute(f"CREATE TABLE IF NOT EXISTS {self.qualified_chain} ("
+                              "position bigint PRIMARY KEY, previous_position bigint, link bytea NOT NULL)")
+            finally:
+                lock.execute("SELECT pg_advisory_unlock(hashtext(%s))", (self.qualified_chain,))
         self.chain_unlinked_events()
 
     def chain_unlinked_events(self) -> None:

@@ -1,7 +1,11 @@
-"""Worker processes started together on a fresh data directory (``--workers N``, or the write
-API, read API, relay and projector of one deployment) must sign and verify with the same key:
-otherwise a token one worker issued is refused by another with 401 "unknown key", as the write
-benchmark saw (most of its requests answered 401 when the two workers raced to create the key)."""
+"""Processes of one deployment started together on a fresh data directory and database
+(``--workers N``, or the write API, read API, relay and projector):
+
+- they sign and verify with the same key: otherwise a token one worker issued is refused by
+  another with 401 "unknown key", as the write benchmark saw (most of its requests answered 401
+  when the two workers raced to create the key);
+- they all start: creating the event store's tables side by side used to fail in one of them
+  (a unique violation in pg_type from two concurrent CREATE TABLE IF NOT EXISTS)."""
 
 from __future__ import annotations
 
@@ -84,3 +88,26 @@ def test_a_token_from_one_write_api_worker_is_accepted_by_the_other(tmp_path):
         finally:
             process.terminate()
             process.wait(timeout=15)
+
+
+# Each process waits for the same instant, then opens the event store (creating its tables).
+OPEN_STORE_AT = """
+import sys, time
+from infra.composition import event_store_env
+from infra.settings import Settings
+from eventsourcing.application import Application
+settings = Settings(DATABASE_URL=sys.argv[1], REDIS_URL=None, ELASTICSEARCH_URL=None, KAFKA_BOOTSTRAP_SERVERS=None)
+env = {**event_store_env(settings), "CREATE_TABLE": "y"}
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+Application(env=env).close()
+"""
+
+
+def test_processes_starting_together_on_an_empty_database_all_create_the_event_store(tmp_path):
+    with fresh_postgres_database() as url:
+        start = time.time() + 4
+        processes = [subprocess.Popen([sys.executable, "-c", OPEN_STORE_AT, url, str(start)], cwd=ROOT,
+                                      env={**os.environ, "PYTHONPATH": str(ROOT), "TASKFLOW_DATA_DIR": str(tmp_path)},
+                                      stderr=subprocess.PIPE, text=True) for _ in range(6)]
+        errors = [p.communicate(timeout=60)[1] for p in processes]
+        assert [p.returncode for p in processes] == [0] * 6, "\n".join(errors)
