@@ -213,7 +213,7 @@ def lag(admin_url: str, kafka: str | None, redis_url: str | None, rate: float, s
 
 
 def lag_separate(admin_url: str, kafka: str, redis_url: str | None, rate: float, seconds: float,
-                 trace: bool = False) -> dict[str, float]:
+                 trace: bool = False, warmup: float = 0.0) -> dict[str, float]:
     """The same lag, with each part in its own process as in production: write API (2 workers),
     read API, relay, and one projector process consuming Kafka. ``trace``: the relay and the
     projector log each batch's stage timings (LOG_LEVEL=DEBUG), summarised after the run."""
@@ -238,7 +238,7 @@ def lag_separate(admin_url: str, kafka: str, redis_url: str | None, rate: float,
                         log=server_log_path("kafka_separate_write")) as write, \
                     server([*cli, "read-api", "--port", str(read_port)], read_port, env,
                            log=server_log_path("kafka_separate_read")) as read:
-                return _drive(write, read, rate, seconds, relayed=(db, f"relay:{unique}"))
+                return _drive(write, read, rate, seconds, relayed=(db, f"relay:{unique}"), warmup=warmup)
         except RuntimeError:
             for name, path in logs.items():  # what the relay and the projector said
                 print(f"--- {name} log (last lines)", *path.read_text().splitlines()[-15:], sep="\n", file=sys.stderr)
@@ -273,7 +273,7 @@ def summarise_stages(logs: dict[str, Path]) -> None:
 
 
 def _drive(base: str, read_base: str, rate: float, seconds: float,
-           relayed: tuple[str, str] | None = None) -> dict[str, float]:
+           relayed: tuple[str, str] | None = None, warmup: float = 0.0) -> dict[str, float]:
     """``relayed``: (database, relay name) to also sample the relay's recorded position, which
     splits the lag into command -> committed to Kafka, and Kafka -> read model."""
     email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
@@ -291,7 +291,10 @@ def _drive(base: str, read_base: str, rate: float, seconds: float,
     if first.status_code != 200:
         raise RuntimeError(f"the read API never caught up with the project: {first.status_code} {first.text}")
 
-    total = int(rate * seconds)
+    # The first ``warmup`` seconds of load run the same way but are not measured (the servers'
+    # threads, connections and caches start cold; a warmed system is what runs at this rate).
+    warm = int(rate * warmup)
+    total = warm + int(rate * seconds)
     counter = iter(range(total))
     responses: list[tuple[float, int]] = []
     samples: list[tuple[float, int]] = []
@@ -308,10 +311,10 @@ def _drive(base: str, read_base: str, rate: float, seconds: float,
                 r = client.post(f"/api/v1/projects/{project['data']['id']}/tasks", json={"title": f"task {i}"})
                 done = time.perf_counter()
                 with lock:
-                    if r.status_code == 201:
-                        responses.append((done, r.json()["meta"]["position"]))
-                    else:
+                    if r.status_code != 201:
                         errors[0] += 1
+                    elif i >= warm:
+                        responses.append((done, r.json()["meta"]["position"]))
 
     relay_samples: list[tuple[float, int]] = []
 
@@ -336,7 +339,7 @@ def _drive(base: str, read_base: str, rate: float, seconds: float,
         w.start()
     for w in workers:
         w.join()
-    elapsed = time.perf_counter() - started
+    elapsed = time.perf_counter() - started - warmup
     loading.clear()
     watcher.join(timeout=60)
 
@@ -369,6 +372,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--separate-only", action="store_true",
                         help="only the lag with separate processes (skips throughput and one-process runs)")
+    parser.add_argument("--warmup", type=float, default=0.0,
+                        help="seconds of load before the separate-process lag is measured (default 0)")
     parser.add_argument("--trace", action="store_true",
                         help="the relay and the projector log per-batch stage timings; print a summary")
     args = parser.parse_args()
@@ -380,11 +385,13 @@ def main() -> None:
 
     figures = [] if args.separate_only else throughput(admin_url, kafka, args.events)
     for rate in (float(r) for r in args.rates.split(",")):
-        separate = lag_separate(admin_url, kafka, redis_url, rate, args.seconds, trace=args.trace)
+        separate = lag_separate(admin_url, kafka, redis_url, rate, args.seconds, trace=args.trace,
+                                warmup=args.warmup)
         print(f"@{rate:.0f}/s, separate processes: commands/s achieved {separate['rate']:.0f}, "
               f"lag p50 {separate['p50_ms']:.0f} ms, p99 {separate['p99_ms']:.0f} ms", file=sys.stderr)
         for quantile in ("p50_ms", "p99_ms"):
-            figures.append({"figure": f"command→read lag {quantile[:3]} via Kafka @{rate:.0f}/s, separate processes",
+            warmed = f", after {args.warmup:g} s warm-up" if args.warmup else ""
+            figures.append({"figure": f"command→read lag {quantile[:3]} via Kafka @{rate:.0f}/s, separate processes{warmed}",
                             "value": separate[quantile], "unit": "ms"})
         if args.separate_only:
             continue
