@@ -177,7 +177,8 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
     def create_table(self) -> None:
         # Processes started together on a fresh database (API workers, relay, projector) all
         # create the tables, and CREATE TABLE IF NOT EXISTS fails beside a concurrent twin
-        # (unique violation in pg_type): they take turns under a session advisory lock.
+        # (unique violation in pg_type): they take turns under a session advisory lock (held on a
+        # second connection of the pool while the parent creates its tables).
         with self.datastore.get_connection() as lock:
             lock.execute("SELECT pg_advisory_lock(hashtext(%s))", (self.qualified_chain,))
             try:
