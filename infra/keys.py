@@ -43,16 +43,37 @@ def _load(pem: bytes) -> SigningKey:
     return SigningKey(_kid(key), key)
 
 
+# How often, at most, a ring loaded from a directory looks there again for a key it does not know.
+RELOAD_INTERVAL_SECONDS = 1.0
+
+
 class KeyRing:
-    def __init__(self, keys: list[SigningKey]):
+    def __init__(self, keys: list[SigningKey], directory: Path | None = None):
         if not keys:
             raise ValueError("a key ring needs at least one key")
         self.signing = keys[0]
         self._by_kid = {k.kid: k for k in keys}
+        self._directory = directory
+        self._looked_at = float("-inf")  # the first unknown kid looks at once
 
     def verification_key(self, kid: str | None) -> rsa.RSAPublicKey | None:
         key = self._by_kid.get(kid or "")
+        if key is None and kid and self._directory is not None:
+            key = self._reload().get(kid)
         return key.public_key if key else None
+
+    def _reload(self) -> dict[str, SigningKey]:
+        """A process started after ``taskflow keys rotate`` signs with the new key: the processes
+        already running find it in the directory on their first token signed with it, instead of
+        answering 401 until they restart. Keys already known are kept (and this one keeps signing
+        with its own); an unknown kid looks at most once a second, so forged kids cost little."""
+        now = time.monotonic()
+        if now - self._looked_at >= RELOAD_INTERVAL_SECONDS:
+            self._looked_at = now
+            assert self._directory is not None
+            found = {k.kid: k for k in _read_keys(self._directory)}
+            self._by_kid = {**found, **self._by_kid}  # one assignment: readers see either dict whole
+        return self._by_kid
 
     def jwks(self) -> dict[str, Any]:
         keys = []
@@ -76,8 +97,12 @@ class KeyRing:
         with _locked(directory):
             if not list(directory.glob("*.pem")):
                 rotate(directory)
-            files = sorted(directory.glob("*.pem"), reverse=True)  # names start with a timestamp
-            return cls([_load(f.read_bytes()) for f in files])
+            return cls(_read_keys(directory), directory)
+
+
+def _read_keys(directory: Path) -> list[SigningKey]:
+    """Every key in ``directory``, newest first (file names start with a timestamp)."""
+    return [_load(f.read_bytes()) for f in sorted(directory.glob("*.pem"), reverse=True)]
 
 
 @contextmanager
