@@ -166,9 +166,8 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
     cache = RowCache(redis_client, settings.redis_prefix) if redis_client else None
     search = _search_store(settings, store)
     kafka = settings.kafka_bootstrap_servers
-    # With Kafka the relational projections consume the topic; search keeps following the log
-    # (its stores do not track partitions yet).
-    follow = [p for p in run if not (kafka and p in projections)]
+    # With Kafka every projection (search too: its stores track partitions) consumes the topic.
+    follow = [] if kafka else run
     runners = [
         ProjectionRunner(p, search, app.recorder, app.mapper) if isinstance(p, SearchProjection)
         else ProjectionRunner(p, store, app.recorder, app.mapper, cache=cache if p.row_cache else None)
@@ -182,10 +181,14 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
         from infra.kafka_relay import KafkaCheck, KafkaRelay
 
         consumers = [
-            KafkaProjectionConsumer(p, store, app.mapper, kafka, topic=settings.kafka_topic,
-                                    partitions=settings.kafka_partitions, group_prefix=settings.kafka_group_prefix,
-                                    cache=cache if p.row_cache else None)
-            for p in run if p in projections
+            KafkaProjectionConsumer(p, search, app.mapper, kafka, topic=settings.kafka_topic,
+                                    partitions=settings.kafka_partitions, group_prefix=settings.kafka_group_prefix)
+            if isinstance(p, SearchProjection)
+            else KafkaProjectionConsumer(p, store, app.mapper, kafka, topic=settings.kafka_topic,
+                                         partitions=settings.kafka_partitions,
+                                         group_prefix=settings.kafka_group_prefix,
+                                         cache=cache if p.row_cache else None)
+            for p in run
         ]
         projector = KafkaProjector(consumers, followers=projector if runners else None)
         relay = KafkaRelay(app.recorder, store, kafka, mapper=app.mapper, topic=settings.kafka_topic,

@@ -7,6 +7,13 @@ in one bulk request (refreshed, so a search sees them once the position says so)
 projection's position is written as a tracking document in the same index, itself versioned by
 the position so it never moves back. A crash between the two re-applies the batch, harmlessly.
 
+Fed by Kafka (``KafkaProjectionConsumer``), the projection also records where it stands in each
+partition: one tracking document per partition (type ``partition``), whose position is its
+``position`` and whose next offset is its external version, so it never moves back either (a
+revoked worker's late batch is refused). They are written after the batch's documents and
+before the position document, in one request: a crash before re-applies the batch (harmless, as
+above), one after leaves the partitions ahead of the position, which the next batch raises.
+
 A change to a document is merged into the stored one (a realtime GET, or what this batch already
 wrote) and indexed whole with the new version. Reads go through an alias (``<prefix>``) to the
 index of the projection's version (``<prefix>-v<version>``), so a rebuild can swap it atomically.
@@ -28,6 +35,7 @@ from infra.search_text import empty_facets, ordered_facets, query_terms
 from infra.dead_letters import DeadLetterLog
 from projections.base import Projection
 from projections.schema import Table
+from projections.store import PartitionPosition
 from projections.search import (
     FACETS,
     SEARCHED_FIELDS,
@@ -63,6 +71,7 @@ MAPPINGS: dict[str, Any] = {
 SETTINGS = {"number_of_shards": 1, "auto_expand_replicas": "0-1"}
 _INTERNAL = ("type", "deleted", "hidden")
 _TRACKING = "tracking"
+_PARTITION = "partition"
 # labels are searched through their analysed sub-field.
 _SEARCHED = [f"{'labels.text' if name == 'labels' else name}^{weight:g}" for name, weight in SEARCHED_FIELDS.items()]
 _HIGHLIGHT = {
@@ -102,6 +111,64 @@ def _tracking_id(projection: str) -> str:
     return f"{_TRACKING}.{projection}"
 
 
+def _partition_id(projection: str, feed: str, partition: int) -> str:
+    return f"{_PARTITION}.{projection}.{feed}.{partition}"
+
+
+def _partition_operations(index: str, projection: str, feed: str,
+                          positions: Mapping[int, PartitionPosition]) -> list[dict[str, Any]]:
+    """Bulk operations writing partition tracking documents (``id`` names the projection and feed,
+    so a search finds them; the next offset is the version: ``external_gte`` lets a swap raise
+    the position at the same offset)."""
+    operations: list[dict[str, Any]] = []
+    for partition, at in positions.items():
+        operations += [
+            {"index": {"_index": index, "_id": _partition_id(projection, feed, partition),
+                       "version": at.offset, "version_type": "external_gte"}},
+            {"type": _TRACKING, "id": f"{projection}.{feed}", "position": at.position},
+        ]
+    return operations
+
+
+def _read_partitions(es: Elasticsearch, index: str, projection: str, feed: str) -> dict[int, PartitionPosition]:
+    """The partition tracking documents of ``projection`` in ``index`` (writes refresh, so a
+    search sees every one written)."""
+    found = es.search(index=index, size=10_000, version=True, query={"bool": {"filter": [
+        {"term": {"type": _TRACKING}}, {"term": {"id": f"{projection}.{feed}"}}]}})
+    return {int(hit["_id"].rsplit(".", 1)[1]): PartitionPosition(int(hit["_version"]), int(hit["_source"]["position"]))
+            for hit in found["hits"]["hits"]}
+
+
+def _bulk(es: Elasticsearch, operations: list[dict[str, Any]]) -> None:
+    """One bulk request (refreshed: a search then sees it); writes refused as not newer (409) are ignored."""
+    response = es.bulk(operations=operations, refresh=True)
+    if response["errors"]:
+        failures = [item for entry in response["items"] for item in entry.values()
+                    if item.get("status", 200) >= 300 and item.get("status") != 409]
+        if failures and all(f.get("error", {}).get("type") == "cluster_block_exception" for f in failures):
+            raise SearchIndexSwapping("the search index is being swapped by a rebuild; the batch is retried")
+        if failures:
+            raise SearchWriteFailed(f"{len(failures)} search writes failed, first: {failures[0]}")
+
+
+def _carry_partitions(es: Elasticsearch, live: set[str], copy: str, projection: str, position: int) -> None:
+    """Copy the live index's partition tracking documents into a rebuild's index, their positions
+    raised to the swap position (every event up to it is in the copy, whichever partition it came
+    from; the offsets stay: the live index was never past what the copy holds)."""
+    if not live:
+        return
+    found = es.search(index=",".join(sorted(live)), size=10_000, version=True, query={"bool": {"filter": [
+        {"term": {"type": _TRACKING}}, {"prefix": {"id": f"{projection}."}}]}})
+    operations: list[dict[str, Any]] = []
+    for hit in found["hits"]["hits"]:
+        operations += [
+            {"index": {"_index": copy, "_id": hit["_id"], "version": hit["_version"], "version_type": "external_gte"}},
+            {**hit["_source"], "position": max(int(hit["_source"]["position"]), position)},
+        ]
+    if operations:
+        _bulk(es, operations)
+
+
 def _source(type: str, fields: Mapping[str, Any], version: int, *, deleted: bool, hidden: bool) -> dict[str, Any]:
     return {**fields, "type": type, "version": version, "deleted": deleted, "hidden": hidden}
 
@@ -122,6 +189,14 @@ class _Transaction:
         self.new_position: int | None = None
         self._pending: list[dict[str, Any]] = []
         self._batch: dict[str, _Stored] = {}
+        # Partition tracking documents, written once the batch's documents are (see ``transaction``).
+        self._partitions: list[dict[str, Any]] = []
+
+    def partitions(self, feed: str) -> dict[int, PartitionPosition]:
+        return _read_partitions(self._es, self._index, self.projection, feed)
+
+    def track_partitions(self, feed: str, positions: Mapping[int, PartitionPosition]) -> None:
+        self._partitions += _partition_operations(self._index, self.projection, feed, positions)
 
     def put(self, document: SearchDocument) -> None:
         known = self._batch.get(document.id)
@@ -165,17 +240,23 @@ class _Transaction:
     def flush(self) -> None:
         """Send the pending writes in one bulk request; writes refused as not newer are ignored."""
         if self._pending:
-            response = self._es.bulk(operations=self._pending, refresh=True)
-            if response["errors"]:
-                failures = [item for entry in response["items"] for item in entry.values()
-                            if item.get("status", 200) >= 300 and item.get("status") != 409]
-                if failures and all(f.get("error", {}).get("type") == "cluster_block_exception" for f in failures):
-                    raise SearchIndexSwapping("the search index is being swapped by a rebuild; the batch is retried")
-                if failures:
-                    raise SearchWriteFailed(f"{len(failures)} search writes failed, first: {failures[0]}")
+            _bulk(self._es, self._pending)
             self._pending = []
         # What this batch wrote may have been refused, or changed since (hide_where): read again.
         self._batch.clear()
+
+    def finish(self, position: int) -> None:
+        """After the documents: the partition tracking documents, then the position document (if
+        it moved), in one request, in that order."""
+        operations, self._partitions = self._partitions, []
+        if self.new_position is not None and self.new_position > position:
+            operations += [
+                {"index": {"_index": self._index, "_id": _tracking_id(self.projection),
+                           "version": self.new_position, "version_type": "external"}},
+                {"type": _TRACKING, "position": self.new_position},
+            ]
+        if operations:
+            _bulk(self._es, operations)
 
     def _current(self, id: str) -> _Stored | None:
         known = self._batch.get(id)
@@ -266,19 +347,7 @@ class ElasticsearchSearchStore:
             tx = _Transaction(self, index, projection, position, letters)
             yield tx
             tx.flush()
-        if tx.new_position is not None and tx.new_position > position:
-            try:
-                self.es.index(
-                    index=index, id=_tracking_id(projection),
-                    document={"type": _TRACKING, "position": tx.new_position},
-                    version=tx.new_position, version_type="external",
-                )
-            except ConflictError:  # another worker already recorded this position or a later one
-                pass
-            except ApiError as error:
-                if error.error == "cluster_block_exception":
-                    raise SearchIndexSwapping("the search index is being swapped by a rebuild") from error
-                raise
+        tx.finish(position)
 
     def _position(self, index: str, projection: str) -> int:
         try:
@@ -398,6 +467,7 @@ class ElasticsearchProjectionCopy:
             copy = self.catch_up_store()
             catch_up(copy)
             position = copy.position(self.name)
+            _carry_partitions(es, live, self.index, self.name, position)
             before_commit(position)
             actions: list[dict[str, Any]] = [{"add": {"index": self.index, "alias": self.store.alias}}]
             actions += [{"remove_index": {"index": old}} for old in live]

@@ -331,25 +331,35 @@ class SqlTransaction:
         return DeadLetterLog(self._execute, self.dialect.placeholder, self.projection)
 
     def partitions(self, feed: str) -> dict[int, PartitionPosition]:
-        p = self.dialect.placeholder
-        rows = self._execute(
-            f"SELECT partition_id, next_offset, position FROM projection_partitions "
-            f"WHERE projection = {p} AND feed = {p}",
-            [self.projection, feed],
-        )
-        return {int(r["partition_id"]): PartitionPosition(int(r["next_offset"]), int(r["position"])) for r in rows}
+        return read_partitions(self._execute, self.dialect.placeholder, self.projection, feed)
 
     def track_partitions(self, feed: str, positions: Mapping[int, PartitionPosition]) -> None:
-        if not positions:
-            return
-        p = self.dialect.placeholder
-        rows = ", ".join([f"({p}, {p}, {p}, {p}, {p})"] * len(positions))
-        self._execute(
-            f"INSERT INTO projection_partitions (projection, feed, partition_id, next_offset, position) "
-            f"VALUES {rows} ON CONFLICT (projection, feed, partition_id) "
-            f"DO UPDATE SET next_offset = excluded.next_offset, position = excluded.position",
-            [v for partition, at in positions.items() for v in (self.projection, feed, partition, at.offset, at.position)],
-        )
+        write_partitions(self._execute, self.dialect.placeholder, self.projection, feed, positions)
+
+
+def read_partitions(execute: Execute, p: str, projection: str, feed: str) -> dict[int, PartitionPosition]:
+    """Where ``projection`` stands in each partition of ``feed`` (``projection_partitions``);
+    ``p`` is the connection's placeholder. Shared by every SQL transaction that tracks partitions."""
+    rows = execute(
+        f"SELECT partition_id, next_offset, position FROM projection_partitions "
+        f"WHERE projection = {p} AND feed = {p}",
+        [projection, feed],
+    )
+    return {int(r["partition_id"]): PartitionPosition(int(r["next_offset"]), int(r["position"])) for r in rows}
+
+
+def write_partitions(execute: Execute, p: str, projection: str, feed: str,
+                     positions: Mapping[int, PartitionPosition]) -> None:
+    """Record where ``projection`` now stands in these partitions of ``feed``, in the caller's transaction."""
+    if not positions:
+        return
+    rows = ", ".join([f"({p}, {p}, {p}, {p}, {p})"] * len(positions))
+    execute(
+        f"INSERT INTO projection_partitions (projection, feed, partition_id, next_offset, position) "
+        f"VALUES {rows} ON CONFLICT (projection, feed, partition_id) "
+        f"DO UPDATE SET next_offset = excluded.next_offset, position = excluded.position",
+        [v for partition, at in positions.items() for v in (projection, feed, partition, at.offset, at.position)],
+    )
 
 
 def find_rows(execute: Execute, dialect: Dialect, table: Table, where: Mapping[str, Any]) -> list[Row]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.dead_letters import DeadLetterLog
+from infra.sql_readmodels import read_partitions, write_partitions
 from infra.search_text import ordered_facets
 from projections.search import (
     FACETS,
@@ -25,6 +26,7 @@ from projections.search import (
     SearchQuery,
     SearchResult,
 )
+from projections.store import PartitionPosition
 
 Execute = Callable[[str, Sequence[Any]], list[Mapping[str, Any]]]
 
@@ -119,6 +121,14 @@ class SqlSearchTransaction:
         if position < self.position:
             raise ValueError(f"{self.projection}: position may not go back ({position} < {self.position})")
         self.new_position = position
+
+    def partitions(self, feed: str) -> dict[int, PartitionPosition]:
+        """Where the search projection stands in each partition of a Kafka topic (committed with
+        its documents and position, as for the relational projections)."""
+        return read_partitions(self._execute, self.placeholder, self.projection, feed)
+
+    def track_partitions(self, feed: str, positions: Mapping[int, PartitionPosition]) -> None:
+        write_partitions(self._execute, self.placeholder, self.projection, feed, positions)
 
     def _current(self, id: str) -> StoredDocument | None:
         p = self.placeholder

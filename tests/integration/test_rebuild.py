@@ -38,7 +38,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def search_documents(system: TaskFlowSystem) -> list[tuple]:
     """Every search document (tombstones and hidden ones too), whatever the search backend:
     (id, type, version, ...)."""
-    search: Any = system.search
+    return stored_search_documents(system.search)
+
+
+def stored_search_documents(search: Any) -> list[tuple]:
+    """``search_documents`` of one search store."""
     if isinstance(search, ElasticsearchSearchStore):
         from elasticsearch import helpers
 
