@@ -155,3 +155,28 @@ def test_a_search_consumer_killed_mid_batch_and_restarted_loses_and_duplicates_n
     assert consumer.status.applied_events == expected
     follow_log(system, followed)
     assert stored_search_documents(system.search) == stored_search_documents(followed)
+
+
+def test_after_a_search_rebuild_the_consumer_applies_only_the_events_after_the_swap(system, values, followed):
+    first = generate_history(system.app)
+    system.relay.catch_up()
+    consumer = consumers_of(system)[0]
+    consume_to(first, [consumer])
+    # Relayed but not consumed yet: the copy applies these from the event log, the consumer must not.
+    generate_history(system.app, seed=8)
+    system.relay.catch_up()
+    swapped_at = system.rebuilds.run(SearchProjection.name)
+    assert swapped_at == system.app.head_position() > first
+    with system.search.transaction(SearchProjection.name) as tx:
+        tracked = tx.partitions(values["kafka_topic"])
+    assert tracked and all(at.position >= swapped_at for at in tracked.values())
+
+    applied_before = consumer.status.applied_events
+    last = generate_history(system.app, seed=9)
+    system.relay.catch_up()
+    consume_to(last, [consumer])
+    later = system.app.recorder.select_notifications(start=swapped_at, limit=100_000,
+                                                     topics=consumer.projection.topics, inclusive_of_start=False)
+    assert consumer.status.applied_events - applied_before == len(later) > 0
+    follow_log(system, followed)
+    assert stored_search_documents(system.search) == stored_search_documents(followed)
