@@ -18,7 +18,9 @@ each partition, the next offset and the highest position applied (``projection_p
 The position a projection reports (``projection_tracking``, what the read API waits on) is the
 minimum of its partitions' positions: every event up to it has been applied, whichever partition
 it went to. A partition with no row yet stands at that reported position (true by definition),
-so a projection built by the log-following projector carries on from where it was. With the Redis
+so a projection built by the log-following projector carries on from where it was. The search
+projection is consumed the same way: its stores' transactions track partitions too (SQL search
+stores in ``projection_partitions``, Elasticsearch in versioned tracking documents). With the Redis
 row cache, a worker writes the rows it touched through after each commit, as the runner does.
 A poison event is dead-lettered as by the log-following runner (``EventApplier``): the poll's
 batch is applied again without it, its partition moves past it in the same commit.

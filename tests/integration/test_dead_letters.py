@@ -254,16 +254,22 @@ def test_elasticsearch_a_crash_between_recording_a_dead_letter_and_the_position_
     poisoned(system, "search", created.position)
     es = system.search.es
 
-    def killed(**_: object) -> None:  # the process dies after the SQL commit, before the position
-        raise ConnectionResetError("killed before the position was recorded")
+    bulk = es.bulk
 
-    es.index = killed  # only the tracking document is written with ``index``; documents go in bulk
+    def killed(*, operations: list[dict], **options: object) -> object:
+        # The process dies after the SQL commit, before the position: the tracking documents go in
+        # a bulk request of their own, after the documents'.
+        if any(str(op.get("index", {}).get("_id", "")).startswith("tracking.") for op in operations):
+            raise ConnectionResetError("killed before the position was recorded")
+        return bulk(operations=operations, **options)
+
+    es.bulk = killed
     system.projector.run_once()
     parked = [(described, "parked", created.position, 0), (last.position, "parked", created.position, 0)]
     assert summary(system, "search") == [(created.position, "open", None, 1), *parked]
     assert system.search.position("search") < created.position
 
-    del es.index  # restarted
+    del es.bulk  # restarted
     catch_up(system)
     assert system.search.position("search") == other
     # The batch was applied again and met the dead letters again: recorded once, as they were.

@@ -312,8 +312,8 @@ def test_a_projection_built_by_following_the_log_carries_on_through_kafka_applyi
     system, values, tmp_path
 ):
     switched_at = generate_history(system.app)
-    for projection in all_projections():
-        ProjectionRunner(projection, system.store, system.app.recorder, system.app.mapper).catch_up()
+    for consumer in consumers_of(system):  # search too, on its own store
+        ProjectionRunner(consumer.projection, consumer.store, system.app.recorder, system.app.mapper).catch_up()
     head = generate_history(system.app, seed=8)
     system.relay.catch_up()
     consume_to(head, consumers_of(system))
@@ -457,5 +457,5 @@ def test_a_read_with_the_writes_position_sees_the_write_through_kafka(system):
         assert renamed.status_code == 200, renamed.text
         again = owner.read(f"/api/v1/projects/{created['data']['id']}", renamed.json()["meta"]["position"])
         assert again.json()["data"]["name"] == "Renamed"
-    # The relational projections were fed by Kafka, not by following the log.
-    assert {r.name for r in consumers_of(system)} == {p.name for p in all_projections()}
+    # Every projection (search too) was fed by Kafka, not by following the log.
+    assert {r.name for r in consumers_of(system)} == {p.name for p in all_projections()} | {"search"}

@@ -180,3 +180,28 @@ def test_after_a_search_rebuild_the_consumer_applies_only_the_events_after_the_s
     assert consumer.status.applied_events - applied_before == len(later) > 0
     follow_log(system, followed)
     assert stored_search_documents(system.search) == stored_search_documents(followed)
+
+
+def test_a_poison_event_met_by_the_search_consumer_is_dead_lettered_and_a_retry_completes_the_documents(
+    system, followed
+):
+    from tests.integration.poison import RaisesOn, at_positions, pick_poison
+
+    head = generate_history(system.app)
+    system.relay.catch_up()
+    consumer = consumers_of(system)[0]
+    poison = pick_poison(system.app.recorder, consumer.projection.topics)
+    consumer.projection = RaisesOn(consumer.projection, at_positions(poison.position))
+
+    consume_to(head, [consumer], timeout=60)
+    letters = system.operations.dead_letters(SearchProjection.name)
+    assert [(d.position, d.status) for d in letters] == [(poison.position, "open")] + [
+        (q, "parked") for q in poison.later]
+    for _ in range(5):  # the partition moved past it: nothing is recorded twice
+        consumer.poll_once(timeout_ms=50)
+    assert len(system.operations.dead_letters(SearchProjection.name)) == len(letters)
+
+    consumer.projection.fixed = True
+    assert system.operations.retry(SearchProjection.name, poison.position).applied == [poison.position, *poison.later]
+    follow_log(system, followed)
+    assert stored_search_documents(system.search) == stored_search_documents(followed)
