@@ -8,8 +8,9 @@ projection's position is written as a tracking document in the same index, itsel
 the position so it never moves back. A crash between the two re-applies the batch, harmlessly.
 
 Fed by Kafka (``KafkaProjectionConsumer``), the projection also records where it stands in each
-partition: one tracking document per partition (type ``partition``), whose position is its
-``position`` and whose next offset is its external version, so it never moves back either (a
+partition: one tracking document per partition (``partition.<projection>.<feed>.<n>``, its
+``id`` field naming the projection and feed), whose ``position`` is the partition's position and
+whose external version is its next offset, so it never moves back either (a
 revoked worker's late batch is refused). They are written after the batch's documents and
 before the position document, in one request: a crash before re-applies the batch (harmless, as
 above), one after leaves the partitions ahead of the position, which the next batch raises.
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 import re
 from typing import Any
 
-from elasticsearch import ApiError, BadRequestError, ConflictError, Elasticsearch, NotFoundError, helpers
+from elasticsearch import BadRequestError, Elasticsearch, NotFoundError, helpers
 
 from infra.search_text import empty_facets, ordered_facets, query_terms
 from infra.dead_letters import DeadLetterLog
