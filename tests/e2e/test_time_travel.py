@@ -233,9 +233,10 @@ def test_list_rules_apply_to_the_board_as_it_stood(client):
     pid = create_project(ada)["data"]["id"]
     tasks = [create_task(ada, pid, title=f"Task {n}", priority=p)
              for n, p in enumerate(["low", "urgent", "medium", "high", "low"])]
-    for task in tasks[:2]:
-        _write(ada.patch(f"/api/v1/tasks/{task['data']['id']}", json={"status": "in_progress"}))
-    then = _history(ada, f"/api/v1/tasks/{tasks[1]['data']['id']}", 0)[-1]["occurredAt"]
+    moves = [_write(ada.patch(f"/api/v1/tasks/{task['data']['id']}", json={"status": "in_progress"}))
+             for task in tasks[:2]]
+    # History is authorised from the projects read model: wait for it to hold the membership.
+    then = _history(ada, f"/api/v1/tasks/{tasks[1]['data']['id']}", moves[-1]["meta"]["position"])[-1]["occurredAt"]
     head = _write(ada.patch(f"/api/v1/tasks/{tasks[2]['data']['id']}", json={"status": "in_progress"}))
     head_position = head["meta"]["position"]
 

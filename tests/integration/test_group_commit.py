@@ -45,9 +45,14 @@ def in_one_batch(system, commands):
             outcomes[i] = error
 
     threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(commands)]
-    for t in threads:
+    queue = system.app.group_committer._queue  # the writer's queue: peeked to make the order certain
+    for queued, t in enumerate(threads, start=1):
         t.start()
-    time.sleep(0.1)  # all queued behind the holder
+        # Each command is queued before the next starts, so the batch holds them in list order
+        # (started together, a loaded machine may schedule them in any order).
+        deadline = time.monotonic() + 10
+        while queue.qsize() < queued and time.monotonic() < deadline:
+            time.sleep(0.001)
     gate.set()
     for t in threads + [holder]:
         t.join()
