@@ -100,6 +100,24 @@ class SQLiteFile:
         (Elasticsearch); under the same write lock as the projections' transactions."""
         with self._write_lock, _write_transaction(self._writer):
             yield DeadLetterLog(_executor(self._writer), "?", projection)
+
+    def new_transaction(self, execute: Execute, projection: str, position: int,
+                        names: Mapping[str, str] | None = None) -> Any:
+        """The store's kind of projection transaction over ``execute`` (read models or search)."""
+        raise NotImplementedError
+
+    @contextmanager
+    def transaction(self, projection: str, names: Mapping[str, str] | None = None) -> Iterator[Any]:
+        """A projection's write transaction: its rows and its new position commit together.
+        ``names``: write these tables under other names (a rebuild's copy)."""
+        with self._write_lock, _write_transaction(self._writer):
+            tx = self.new_transaction(_executor(self._writer), projection, self._position(self._writer, projection),
+                                      names)
+            yield tx
+            if tx.new_position is not None:
+                self._writer.execute("UPDATE projection_tracking SET position = ? WHERE name = ?",
+                                     (tx.new_position, projection))
+
     @contextmanager
     def write_connection(self) -> Iterator[Execute]:
         """One write transaction (the database's only writer while it lasts)."""
@@ -138,17 +156,6 @@ class SQLiteReadModelStore(SQLiteFile, SqlCopies):
     def new_transaction(self, execute: Execute, projection: str, position: int,
                         names: Mapping[str, str] | None = None) -> SqlTransaction:
         return SqlTransaction(execute, SQLITE, projection, position, names)
-
-    @contextmanager
-    def transaction(self, projection: str, names: Mapping[str, str] | None = None) -> Iterator[SqlTransaction]:
-        """``names``: write these tables under other names (a rebuild's copy)."""
-        with self._write_lock, _write_transaction(self._writer):
-            tx = self.new_transaction(_executor(self._writer), projection, self._position(self._writer, projection),
-                                      names)
-            yield tx
-            if tx.new_position is not None:
-                self._writer.execute("UPDATE projection_tracking SET position = ? WHERE name = ?",
-                                     (tx.new_position, projection))
 
     def get(self, table: Table, key: Mapping[str, Any]) -> Row | None:
         rows = self.find(table, key)

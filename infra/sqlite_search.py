@@ -10,8 +10,7 @@ bm25 with per-field weights; highlights from FTS5's ``highlight()`` and ``snippe
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from infra.search_text import CLOSE, OPEN, empty_facets, fragments, query_terms, typo_variants
@@ -25,7 +24,7 @@ from infra.sql_search import (
     searched_text,
 )
 from infra.sql_readmodels import SQLITE, Execute, SqlLayout, ensure_projection_tables
-from infra.sqlite_readmodels import SQLiteFile, _executor, _write_transaction
+from infra.sqlite_readmodels import SQLiteFile, _executor
 from infra.sql_rebuild import SqlCopies
 from projections.schema import Table
 from projections.search import HIGHLIGHTED_FIELDS, SEARCHED_FIELDS, SearchQuery, SearchResult
@@ -112,17 +111,6 @@ class SQLiteSearchStore(SQLiteFile, SqlCopies):
     def new_transaction(self, execute: Execute, projection: str, position: int,
                         names: Mapping[str, str] | None = None) -> _Transaction:
         return _Transaction(execute, projection, position, names)
-
-    @contextmanager
-    def transaction(self, projection: str, names: Mapping[str, str] | None = None) -> Iterator[_Transaction]:
-        """``names``: write these tables under other names (a rebuild's copy)."""
-        with self._write_lock, _write_transaction(self._writer):
-            tx = self.new_transaction(_executor(self._writer), projection, self._position(self._writer, projection),
-                                      names)
-            yield tx
-            if tx.new_position is not None:
-                self._writer.execute("UPDATE projection_tracking SET position = ? WHERE name = ?",
-                                     (tx.new_position, projection))
 
     def search(self, query: SearchQuery) -> SearchResult:
         conn = self._reader()
