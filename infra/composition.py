@@ -190,7 +190,7 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
                                          cache=cache if p.row_cache else None)
             for p in run
         ]
-        projector = KafkaProjector(consumers, followers=projector if runners else None)
+        projector = KafkaProjector(consumers)
         relay = KafkaRelay(app.recorder, store, kafka, mapper=app.mapper, topic=settings.kafka_topic,
                            partitions=settings.kafka_partitions, poll_interval=settings.projector_poll_seconds)
         app.on_saved(relay.wake)

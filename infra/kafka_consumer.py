@@ -44,8 +44,6 @@ from infra.kafka_relay import CLIENT_DEFAULTS, DEFAULT_TOPIC, WATERMARK, decode_
 from infra.projector import (
     EventApplier,
     ProjectionFailed,
-    ProjectionRunner,
-    Projector,
     RunnerState,
     apply_with_dead_letters,
     prepare_store,
@@ -313,30 +311,21 @@ class KafkaProjectionConsumer:
 
 class KafkaProjector:
     """The Kafka-fed projection workers of one process, one thread each (a KafkaConsumer is not
-    thread-safe), with the same surface as the log-following ``Projector``. Projections whose
-    store cannot track partitions (``followers``) keep following the log."""
+    thread-safe), with the same surface as the log-following ``Projector``."""
 
-    def __init__(self, consumers: list[KafkaProjectionConsumer], *, followers: Projector | None = None):
+    def __init__(self, consumers: list[KafkaProjectionConsumer]):
         self.consumers = consumers
-        self.followers = followers
-        self.runners: list[KafkaProjectionConsumer | ProjectionRunner] = [
-            *consumers, *(followers.runners if followers else [])
-        ]
+        self.runners = consumers
 
     def wake(self, position: int | None = None) -> None:
-        if self.followers is not None:
-            self.followers.wake(position)
+        """Nothing to wake: consumers wait on the topic, which the relay feeds."""
 
     def start(self) -> None:
         for consumer in self.consumers:
             consumer.start()
-        if self.followers is not None:
-            self.followers.start()
 
     def stop(self) -> None:
         for consumer in self.consumers:
             consumer._stop.set()
         for consumer in self.consumers:
             consumer.stop()
-        if self.followers is not None:
-            self.followers.stop()
