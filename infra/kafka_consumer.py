@@ -56,6 +56,12 @@ log = logging.getLogger("taskflow.projector")
 
 DEFAULT_GROUP_PREFIX = "taskflow-projection-"
 
+# A healthy join ends within a few polls of every member; kafka-python 3.0.12 sometimes never
+# finishes one (the member stays "rebalancing" with heartbeats off, is dropped by the broker after
+# its session timeout and never notices: it keeps its old partitions and the group never splits
+# them). A join this old is taken for stuck: the worker reconnects as a new member.
+STUCK_JOIN_SECONDS = 15.0
+
 
 class _Assignments(ConsumerRebalanceListener):
     """Pauses newly assigned partitions until the worker has sought them to the stored offsets
@@ -65,9 +71,12 @@ class _Assignments(ConsumerRebalanceListener):
         self.worker = worker
 
     def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        # Called as a (re-)join begins; on_partitions_assigned ends it.
+        self.worker._joining_since = time.monotonic()
         self.worker._unpositioned.difference_update(revoked)
 
     def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        self.worker._joining_since = None
         if assigned:
             self.worker._consumer_or_fail().pause(*assigned)
             self.worker._unpositioned.update(assigned)
@@ -106,6 +115,7 @@ class KafkaProjectionConsumer:
         self._unpositioned: set[TopicPartition] = set()
         self._uncommitted: dict[TopicPartition, int] = {}
         self._hinted = 0.0
+        self._joining_since: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         prepare_store(projection, store, cache)
@@ -160,6 +170,7 @@ class KafkaProjectionConsumer:
             consumer, self._consumer = self._consumer, None
             consumer.close(autocommit=False)
         self._unpositioned.clear()
+        self._joining_since = None
 
     def _seek_to_stored(self) -> None:
         consumer = self._consumer_or_fail()
@@ -177,6 +188,11 @@ class KafkaProjectionConsumer:
     def poll_once(self, timeout_ms: int = 200) -> int:
         """Poll once and apply what came; returns how many records were read."""
         consumer = self.connect()
+        if self._joining_since is not None and time.monotonic() - self._joining_since > STUCK_JOIN_SECONDS:
+            log.warning("consumer group join stuck; reconnecting as a new member",
+                        extra={"projection": self.name, "seconds": round(time.monotonic() - self._joining_since)})
+            self.close()
+            consumer = self.connect()
         if self._unpositioned:
             self._seek_to_stored()
         batch = consumer.poll(timeout_ms=timeout_ms)
