@@ -63,7 +63,7 @@ class WriteServices:
     rebuilds: ProjectionRebuilds | None = None
 
 
-def get_services(request: Request) -> WriteServices:
+async def get_services(request: Request) -> WriteServices:
     return request.app.state.write_services
 
 
@@ -112,7 +112,7 @@ def context_for(request: Request, principal: Principal | None) -> CommandContext
     )
 
 
-def get_context(request: Request, principal: CurrentUser) -> CommandContext:
+async def get_context(request: Request, principal: CurrentUser) -> CommandContext:
     return context_for(request, principal)
 
 
