@@ -63,6 +63,8 @@ class WriteServices:
     rebuilds: ProjectionRebuilds | None = None
 
 
+# Dependencies that do no I/O are async: FastAPI runs each sync one in the threadpool, a hop
+# (and a GIL hand-over) per dependency per request.
 async def get_services(request: Request) -> WriteServices:
     return request.app.state.write_services
 
