@@ -30,40 +30,73 @@ Decide = Callable[[], tuple[Any, Sequence[Any]]]
 
 
 class UnitOfWork:
-    """The aggregates a batch has loaded or created, shared by its commands in order."""
+    """The aggregates a batch has loaded or created, shared by its commands in order.
 
-    def __init__(self) -> None:
+    Nothing is copied on the usual path (the copies cost more than deciding a command): a failed
+    command is undone only on the aggregates whose version it moved, by rebuilding them from the
+    version the batch loaded plus the events of the batch's earlier commands; a command's target is
+    copied only when a later command of the batch touches it (its response shows it as it was)."""
+
+    def __init__(self, load: Callable[..., Any]) -> None:
+        self._load = load  # the repository's get(aggregate_id, version=None)
         self.aggregates: dict[UUID, Any] = {}
-        self._undo: dict[UUID, Any] = {}
+        self._loaded_version: dict[UUID, int | None] = {}  # None: created in this batch
+        self._kept_events: dict[UUID, list[Any]] = {}
+        self._version_before: dict[UUID, int] = {}  # aggregates the current command touched
         self._new_in_command: set[UUID] = set()
+        self._before_next_touch: dict[UUID, Callable[[], None]] = {}
 
-    def get(self, aggregate_id: UUID, load: Callable[[UUID], Any]) -> Any:
+    def get(self, aggregate_id: UUID) -> Any:
         if aggregate_id in self.aggregates:
-            if aggregate_id not in self._undo and aggregate_id not in self._new_in_command:
-                self._undo[aggregate_id] = copy.deepcopy(self.aggregates[aggregate_id])
-            return self.aggregates[aggregate_id]
-        aggregate = load(aggregate_id)
+            aggregate = self.aggregates[aggregate_id]
+            if aggregate_id not in self._new_in_command:
+                self._version_before.setdefault(aggregate_id, aggregate.version)
+            hook = self._before_next_touch.pop(aggregate_id, None)
+            if hook is not None:
+                hook()
+            return aggregate
+        aggregate = self._load(aggregate_id)
         self.aggregates[aggregate_id] = aggregate
+        self._loaded_version[aggregate_id] = aggregate.version
         self._new_in_command.add(aggregate_id)
         return aggregate
 
     def knows(self, aggregate_id: UUID) -> bool:
         return aggregate_id in self.aggregates
 
-    def keep(self, changed: Sequence[Any]) -> None:
+    def before_next_touch(self, aggregate_id: UUID, hook: Callable[[], None]) -> None:
+        """Call ``hook`` before a later command of the batch gets this aggregate."""
+        if aggregate_id in self.aggregates:
+            self._before_next_touch[aggregate_id] = hook
+
+    def keep(self, changed: Sequence[Any], events: Sequence[Any]) -> None:
         """A command succeeded: what it created or changed is visible to the next ones."""
         for aggregate in changed:
-            self.aggregates.setdefault(aggregate.id, aggregate)
-        self._undo.clear()
+            if aggregate.id not in self.aggregates:
+                self.aggregates[aggregate.id] = aggregate
+                self._loaded_version[aggregate.id] = None
+        for event in events:
+            self._kept_events.setdefault(event.originator_id, []).append(event)
+        self._version_before.clear()
         self._new_in_command.clear()
 
     def discard(self) -> None:
         """A command failed: put back what it changed, forget what it loaded."""
-        self.aggregates.update(self._undo)
+        for aggregate_id, version in self._version_before.items():
+            if self.aggregates[aggregate_id].version != version:
+                self.aggregates[aggregate_id] = self._rebuild(aggregate_id)
         for aggregate_id in self._new_in_command:
             self.aggregates.pop(aggregate_id, None)
-        self._undo.clear()
+            self._loaded_version.pop(aggregate_id, None)
+        self._version_before.clear()
         self._new_in_command.clear()
+
+    def _rebuild(self, aggregate_id: UUID) -> Any:
+        version = self._loaded_version[aggregate_id]
+        aggregate = None if version is None else self._load(aggregate_id, version=version)
+        for event in self._kept_events.get(aggregate_id, ()):
+            aggregate = event.mutate(aggregate)
+        return aggregate
 
 
 @dataclass
@@ -71,6 +104,20 @@ class Job:
     ctx: CommandContext
     decide: Decide
     future: Future = field(default_factory=Future)
+
+
+@dataclass
+class Decided:
+    """A command of the batch that succeeded: its target and its slice of the batch's events."""
+
+    job: Job
+    target: Any
+    start: int
+    end: int
+
+    def freeze(self) -> None:
+        """Keep the target as this command left it (a later command of the batch is about to touch it)."""
+        self.target = copy.deepcopy(self.target)
 
 
 class GroupCommitter:
@@ -121,8 +168,8 @@ class GroupCommitter:
     def _commit(self, jobs: list[Job]) -> None:
         from commands.service import Written  # the service module imports this one
 
-        uow = UnitOfWork()
-        decided: list[tuple[Job, Any, int, int]] = []  # job, snapshot of its target, event slice
+        uow = UnitOfWork(self.app.repository.get)
+        decided: list[Decided] = []
         events: list[Any] = []
         self._local.uow = uow
         try:
@@ -134,31 +181,34 @@ class GroupCommitter:
                     uow.discard()
                     job.future.set_exception(error)
                     continue
-                uow.keep(changed)
-                decided.append((job, copy.deepcopy(target), len(events), len(events) + len(job_events)))
+                uow.keep(changed, job_events)
+                outcome = Decided(job, target, len(events), len(events) + len(job_events))
+                if hasattr(target, "id"):
+                    uow.before_next_touch(target.id, outcome.freeze)
+                decided.append(outcome)
                 events.extend(job_events)
         finally:
             self._local.uow = None
         if not events:
             head = self.app.head_position() if decided else 0
-            for job, target, _, _ in decided:
-                job.future.set_result(Written(target, head, target.version))
+            for d in decided:
+                d.job.future.set_result(Written(d.target, head, d.target.version))
             return
         try:
             recordings = self.app.save(*events)
         except self.app.conflict_errors:
             # Someone outside this batch wrote to one of its aggregates: run each command alone.
-            for job, _, _, _ in decided:
+            for d in decided:
                 try:
-                    job.future.set_result(self.app.execute_alone(job.ctx, job.decide))
+                    d.job.future.set_result(self.app.execute_alone(d.job.ctx, d.job.decide))
                 except Exception as error:
-                    job.future.set_exception(error)
+                    d.job.future.set_exception(error)
             return
         except Exception as error:
-            for job, _, _, _ in decided:
-                job.future.set_exception(error)
+            for d in decided:
+                d.job.future.set_exception(error)
             return
         head = recordings[-1].notification.id
-        for job, target, start, end in decided:
-            position = recordings[end - 1].notification.id if end > start else head
-            job.future.set_result(Written(target, position, target.version))
+        for d in decided:
+            position = recordings[d.end - 1].notification.id if d.end > d.start else head
+            d.job.future.set_result(Written(d.target, position, d.target.version))

@@ -97,7 +97,7 @@ class TaskFlowApplication(Application[UUID]):
         uow = self._unit_of_work()
         try:
             if uow is not None:
-                aggregate = uow.get(aggregate_id, self.repository.get)
+                aggregate = uow.get(aggregate_id)
             else:
                 aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:

@@ -291,7 +291,7 @@ def build_http_app(
     )
     if write:
         app.state.write_services = WriteServices(system.app, system.tokens, system.state, rebuilds=system.rebuilds)
-        app.include_router(write_router())
+        app.router.routes.extend(write_router().routes)  # flat, not included: see write_router()
     if read:
         app.state.read_services = ReadServices(
             store=system.reader,

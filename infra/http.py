@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +50,13 @@ class _CircuitOpen(Exception):
 
 
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def new_request_id() -> str:
+    """``req_`` and 32 random hex digits. Not uuid4: os.urandom releases the GIL, and the event
+    loop then waits for the writer and worker threads to hand it back, on every request. A request
+    id needs to be unique, not unpredictable; each worker process seeds its own generator."""
+    return f"req_{random.getrandbits(128):032x}"
 
 
 def error_body(code: str, message: str, request_id: str | None, details: list[dict[str, str]] | None = None) -> dict[str, Any]:
@@ -124,7 +131,7 @@ class RequestContextMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         client_id = headers.get("x-request-id", "")
-        request_id = client_id if _CLIENT_REQUEST_ID.match(client_id) else f"req_{uuid.uuid4().hex}"
+        request_id = client_id if _CLIENT_REQUEST_ID.match(client_id) else new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         started = time.perf_counter()

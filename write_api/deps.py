@@ -63,7 +63,9 @@ class WriteServices:
     rebuilds: ProjectionRebuilds | None = None
 
 
-def get_services(request: Request) -> WriteServices:
+# Dependencies that do no I/O are async: FastAPI runs each sync one in the threadpool, a hop
+# (and a GIL hand-over) per dependency per request.
+async def get_services(request: Request) -> WriteServices:
     return request.app.state.write_services
 
 
@@ -112,7 +114,7 @@ def context_for(request: Request, principal: Principal | None) -> CommandContext
     )
 
 
-def get_context(request: Request, principal: CurrentUser) -> CommandContext:
+async def get_context(request: Request, principal: CurrentUser) -> CommandContext:
     return context_for(request, principal)
 
 

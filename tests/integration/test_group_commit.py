@@ -117,6 +117,9 @@ def test_a_refused_command_in_a_batch_leaves_no_trace_and_does_not_affect_the_ot
     ]
     kept, refused, after = in_one_batch(system, commands)
     assert isinstance(refused, InvalidInput)
+    # Each success answers with the task as its own command left it, not as the batch ended.
+    assert (kept.aggregate.title, kept.aggregate.priority, kept.version) == ("Kept", "medium", 2)
+    assert (after.aggregate.title, after.aggregate.priority, after.version) == ("Kept", "high", 3)
     final = system.app.load(task.id, type(task), "task")
     assert (final.title, final.priority, final.version) == ("Kept", "high", 3)
     assert [e.originator_version for _, e in system.history.events_of(task.id)] == [1, 2, 3]
