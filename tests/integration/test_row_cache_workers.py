@@ -1,0 +1,124 @@
+"""The Redis row cache with two workers of one projection (two Kafka consumers of a group, a
+partition moving in a rebalance, two log followers) on one database and one Redis prefix: a
+cached row is never older than the position a read reports, whatever order the workers' commits
+and write-throughs interleave in, and when a worker dies between its commit and its write-through."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from commands.models import UpdateTask
+from domain.task import Task
+from infra.composition import build_system
+from infra.postgres_readmodels import PostgresReadModelStore
+from infra.projector import ProjectionRunner
+from infra.redis_cache import RowCache
+from projections.tasks import TASKS, TasksProjection
+from tests.conftest import embedded_settings
+from tests.integration.history import ctx, generate_history
+from tests.services import fresh_postgres_database, service_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def production(tmp_path):
+    with fresh_postgres_database() as url:
+        settings = embedded_settings(tmp_path / "data", database_url=url, redis_url=service_url("REDIS_URL"),
+                                     redis_prefix=f"test-{uuid.uuid4().hex[:12]}:")
+        system = build_system(settings)
+        yield system
+        system.close()
+
+
+def tasks_runner(system) -> ProjectionRunner:
+    return next(r for r in system.projector.runners if r.name == "tasks")
+
+
+@pytest.fixture
+def second_worker(production):
+    """Another worker of the tasks projection: its own connections and cache client, same places."""
+    store = PostgresReadModelStore(production.settings.database_url)
+    runner = ProjectionRunner(TasksProjection(), store, production.app.recorder, production.app.mapper,
+                              cache=RowCache(tasks_runner(production).cache.redis, production.settings.redis_prefix))
+    yield runner
+    store.close()
+
+
+def catch_up(system) -> None:
+    while system.projector.run_once():
+        pass
+
+
+def two_tasks(system) -> tuple[Task, Task]:
+    rows = system.store.find(TASKS, {})
+    return tuple(system.app.load(uuid.UUID(r["id"]), Task, "task") for r in rows[:2])  # type: ignore[return-value]
+
+
+def rename(system, task: Task, title: str) -> None:
+    system.app.update_task(task.id, UpdateTask(title=title), ctx(task.created_by, 99))
+
+
+def assert_never_older_than_reported(system, tasks: list[Task]) -> None:
+    """Nothing is being written: every row read through the cache, at the position the read
+    reports, is the database's row (which stands at or after that position)."""
+    position = system.reader.position("tasks")
+    assert position == system.store.position("tasks")
+    for task in tasks:
+        key = {"id": str(task.id)}
+        assert system.reader.get(TASKS, key) == system.store.get(TASKS, key), f"cached at position {position}"
+
+
+def test_a_late_write_through_of_an_earlier_commit_does_not_leave_its_older_row(production, second_worker):
+    generate_history(production.app, tasks=3, changes=0)
+    catch_up(production)
+    x, y = two_tasks(production)
+    worker_a = tasks_runner(production)
+    committed, overtaken = threading.Event(), threading.Event()
+    write_through = worker_a.cache.write_through
+
+    def late_write_through(*args, **kwargs):
+        committed.set()
+        assert overtaken.wait(30)
+        write_through(*args, **kwargs)
+
+    worker_a.cache.write_through = late_write_through  # type: ignore[method-assign]
+    rename(production, x, "First")
+    a = threading.Thread(target=worker_a.step)
+    a.start()
+    assert committed.wait(30)  # A has committed "First", and not yet written it through
+    rename(production, x, "Second")
+    assert second_worker.step()  # B commits "Second" and writes it through first
+    overtaken.set()
+    a.join(30)
+    worker_a.cache.write_through = write_through  # type: ignore[method-assign]
+    rename(production, y, "Later")  # a later batch, touching another row, moves the cache on
+    assert second_worker.step()
+    assert production.store.get(TASKS, {"id": str(x.id)})["title"] == "Second"
+    assert_never_older_than_reported(production, [x, y])
+
+
+def test_a_worker_killed_between_commit_and_write_through_leaves_no_stale_row(production, second_worker):
+    generate_history(production.app, tasks=3, changes=0)
+    catch_up(production)
+    x, y = two_tasks(production)
+    assert production.reader.get(TASKS, {"id": str(x.id)})["title"] != "Committed, never written through"
+    rename(production, x, "Committed, never written through")
+    settings = production.settings
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.integration.crash_row_cache", str(settings.data_dir), settings.database_url,
+         settings.redis_url, settings.redis_prefix],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
+    )
+    assert child.returncode == -9, child.stderr
+    assert production.store.get(TASKS, {"id": str(x.id)})["title"] == "Committed, never written through"
+    rename(production, y, "Later")  # the surviving worker's next batch touches another row
+    assert second_worker.step()
+    assert_never_older_than_reported(production, [x, y])
