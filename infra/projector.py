@@ -25,7 +25,7 @@ import psycopg
 from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 
 from infra.dead_letters import DeadLetterLog
-from infra.redis_cache import RowCache, TouchRecorder
+from infra.redis_cache import RowCache, TouchRecorder, WrittenRows
 from projections.base import Projection
 from projections.store import ProjectionTransaction, ReadModelStore
 
@@ -42,10 +42,10 @@ class RunnerState:
 
 def prepare_store(projection: Projection, store: ReadModelStore, cache: RowCache | None) -> None:
     """Before a projection is applied (from the log or from Kafka): its tables exist at its
-    version, and the row cache is not ahead of or behind what the store has committed."""
+    version, and the row cache is not behind what the store has committed."""
     store.ensure_tables(projection.name, projection.version, projection.tables)
     if cache is not None:
-        cache.realign(projection.name, projection.tables, store.position(projection.name))
+        cache.realign(projection.name, *store.tracking(projection.name))
 
 
 class ProjectionFailed(Exception):
@@ -153,7 +153,7 @@ class EventApplier:
 class _Batch:
     start: int
     position: int
-    written: list[Any]
+    written: WrittenRows | None  # with a row cache
     applier: EventApplier
 
 
@@ -191,7 +191,7 @@ class ProjectionRunner:
             raise
         if batch is None:
             return 0
-        if self.cache is not None:
+        if self.cache is not None and batch.written is not None:
             self.cache.write_through(self.name, batch.written, batch.position)
         batch.applier.report()
         self.status.applied_events += batch.applier.applied
@@ -218,7 +218,7 @@ class ProjectionRunner:
             # reader waiting for a position this projection does not handle is not kept waiting.
             new_position = notifications[-1].id if len(notifications) == self.batch_size else head
             tx.advance(new_position)
-            written = tx.final_rows() if isinstance(tx, TouchRecorder) else []
+            written = tx.final_rows() if isinstance(tx, TouchRecorder) else None
         return _Batch(start, new_position, written, applier)
 
     def catch_up(self) -> None:

@@ -122,3 +122,52 @@ def test_a_worker_killed_between_commit_and_write_through_leaves_no_stale_row(pr
     rename(production, y, "Later")  # the surviving worker's next batch touches another row
     assert second_worker.step()
     assert_never_older_than_reported(production, [x, y])
+
+
+def commit_without_write_through(worker: ProjectionRunner) -> None:
+    """The worker applies a batch and commits it, then stops before writing it through."""
+
+    def killed(*_args, **_kwargs):
+        raise SystemExit("killed after commit, before write-through")
+
+    worker.cache.write_through = killed  # type: ignore[method-assign]
+    try:
+        with pytest.raises(SystemExit):
+            worker.step()
+    finally:
+        del worker.cache.write_through
+
+
+def test_a_readers_copy_read_before_an_invalidation_is_not_served_after_it(production, second_worker):
+    generate_history(production.app, tasks=3, changes=0)
+    catch_up(production)
+    x, y = two_tasks(production)
+    worker_a = tasks_runner(production)
+    # An invalidation first, so that x is not cached and the reader reads it from the database.
+    rename(production, y, "Committed, never written through")
+    commit_without_write_through(worker_a)
+    rename(production, y, "Written through, after a gap")
+    assert second_worker.step()
+    database = production.reader.inner
+
+    class SlowDatabase:
+        """The reader's database read of x returns x's row, then, before the reader caches it, x
+        changes in a commit that is never written through, and another worker's batch
+        invalidates the cache."""
+
+        def __getattr__(self, name):
+            return getattr(database, name)
+
+        def get(self, table, key):
+            row = database.get(table, key)
+            if key == {"id": str(x.id)}:
+                rename(production, x, "Committed, never written through")
+                commit_without_write_through(worker_a)
+                rename(production, y, "Later")
+                assert second_worker.step()
+            return row
+
+    production.reader.inner = SlowDatabase()
+    assert production.reader.get(TASKS, {"id": str(x.id)})["title"] != "Committed, never written through"
+    production.reader.inner = database
+    assert_never_older_than_reported(production, [x, y])
