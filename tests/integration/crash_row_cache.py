@@ -1,12 +1,18 @@
-"""Run by test_row_cache_workers in a child process: a second worker of the tasks projection
-(same database, same Redis prefix) applies what the log holds, commits, and SIGKILLs itself
-before its write-through reaches the row cache."""
+"""Run by the row cache tests in a child process: a worker of the tasks projection (same database,
+same Redis prefix as the test's) applies what there is, commits, and SIGKILLs itself before its
+write-through reaches the row cache.
+
+- ``log``: a worker following the event store's log;
+- ``kafka``: a consumer of the projection's group, which takes the partitions it is given.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from infra.composition import build_system
@@ -18,14 +24,19 @@ def die(*_args: object, **_kwargs: object) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def main(data_dir: str, database_url: str, redis_url: str, redis_prefix: str) -> None:
-    system = build_system(embedded_settings(Path(data_dir), database_url=database_url, redis_url=redis_url,
-                                            redis_prefix=redis_prefix))
+def main(kind: str, settings_json: str) -> None:
+    values = json.loads(settings_json)
+    system = build_system(embedded_settings(Path(values.pop("data_dir")), **values), projection_names=["tasks"])
     RowCache.write_through = die  # type: ignore[method-assign]
-    tasks = next(r for r in system.projector.runners if r.name == "tasks")
-    tasks.step()
-    sys.exit("the batch committed nothing to write through")
+    if kind == "log":
+        system.projector.runners[0].step()
+    else:
+        consumer = system.projector.consumers[0]  # type: ignore[union-attr]
+        deadline = time.monotonic() + 90  # a loaded broker may take its time to rebalance
+        while time.monotonic() < deadline:
+            consumer.poll_once()
+    sys.exit("the worker committed nothing to write through")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(sys.argv[1], sys.argv[2])

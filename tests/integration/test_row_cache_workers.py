@@ -5,6 +5,7 @@ and write-throughs interleave in, and when a worker dies between its commit and 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -76,6 +77,15 @@ def assert_never_older_than_reported(system, tasks: list[Task]) -> None:
         assert system.reader.get(TASKS, key) == system.store.get(TASKS, key), f"cached at position {position}"
 
 
+def kill_a_worker_between_commit_and_write_through(kind: str, settings: dict[str, object]) -> None:
+    """Run a worker of the tasks projection in a child process (tests/integration/crash_row_cache.py)."""
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.integration.crash_row_cache", kind, json.dumps(settings)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=150,
+    )
+    assert child.returncode == -9, child.stderr
+
+
 def test_a_late_write_through_of_an_earlier_commit_does_not_leave_its_older_row(production, second_worker):
     generate_history(production.app, tasks=3, changes=0)
     catch_up(production)
@@ -112,12 +122,9 @@ def test_a_worker_killed_between_commit_and_write_through_leaves_no_stale_row(pr
     assert production.reader.get(TASKS, {"id": str(x.id)})["title"] != "Committed, never written through"
     rename(production, x, "Committed, never written through")
     settings = production.settings
-    child = subprocess.run(
-        [sys.executable, "-m", "tests.integration.crash_row_cache", str(settings.data_dir), settings.database_url,
-         settings.redis_url, settings.redis_prefix],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
-    )
-    assert child.returncode == -9, child.stderr
+    kill_a_worker_between_commit_and_write_through("log", {
+        "data_dir": str(settings.data_dir), "database_url": settings.database_url,
+        "redis_url": settings.redis_url, "redis_prefix": settings.redis_prefix})
     assert production.store.get(TASKS, {"id": str(x.id)})["title"] == "Committed, never written through"
     rename(production, y, "Later")  # the surviving worker's next batch touches another row
     assert second_worker.step()
