@@ -178,3 +178,36 @@ def test_a_readers_copy_read_before_an_invalidation_is_not_served_after_it(produ
     assert production.reader.get(TASKS, {"id": str(x.id)})["title"] != "Committed, never written through"
     production.reader.inner = database
     assert_never_older_than_reported(production, [x, y])
+
+
+OLD_TRACKING_DDL = ("CREATE TABLE projection_tracking (name TEXT PRIMARY KEY, position BIGINT NOT NULL, "
+                    "version INTEGER NOT NULL)")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_read_model_database_made_before_numbered_commits_is_migrated_at_start(backend, tmp_path):
+    import sqlite3
+
+    import psycopg
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with fresh_postgres_database() as url:
+        if backend == "postgres":
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(OLD_TRACKING_DDL)
+        else:
+            with sqlite3.connect(data / "readmodels.db") as conn:
+                conn.execute(OLD_TRACKING_DDL)
+        settings = embedded_settings(data, database_url=url if backend == "postgres" else None,
+                                     redis_url=service_url("REDIS_URL"), redis_prefix=f"test-{uuid.uuid4().hex[:12]}:")
+        system = build_system(settings)
+        try:
+            generate_history(system.app, tasks=3, changes=5)
+            catch_up(system)
+            assert system.store.tracking("tasks")[1] > 0  # its commits are numbered
+            for row in system.store.find(TASKS, {}):
+                assert system.reader.get(TASKS, {"id": row["id"]}) == row
+            assert system.reader.position("tasks") == system.store.position("tasks")
+        finally:
+            system.close()
