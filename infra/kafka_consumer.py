@@ -165,9 +165,8 @@ class KafkaProjectionConsumer:
         consumer = self._consumer_or_fail()
         with self.store.transaction(self.name) as tx:
             stored = tx.partitions(self.topic)
-            tracking = tx.position, tx.commits
-        if self.cache is not None:  # the partitions' previous owner may have died before writing through
-            self.cache.realign(self.name, *tracking)
+            if self.cache is not None:  # the partitions' previous owner may have died before writing through
+                self.cache.realign(self.name, tx.position, tx.commits)
         for tp in list(self._unpositioned):
             if tp.partition in stored:
                 consumer.seek(tp, stored[tp.partition].offset)
