@@ -432,7 +432,8 @@ def ensure_projection_tables(
     execute(PARTITIONS_DDL, [])
     execute(DEAD_LETTERS_DDL, [])
     rows = execute(f"SELECT version, commits FROM projection_tracking WHERE name = {p}", [projection])
-    # Counted as a commit (it changes every row) that nothing writes through: a row cache realigns.
+    # Carried over, plus one: the reset changes every row and nothing writes it through, so a row
+    # cache realigns (from 0, the cache would take every later write-through for a late one).
     commits = int(rows[0]["commits"]) + 1 if rows else 0
     if rows and rows[0]["version"] != version:
         for statement in drop:
