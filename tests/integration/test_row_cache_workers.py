@@ -211,3 +211,21 @@ def test_a_read_model_database_made_before_numbered_commits_is_migrated_at_start
             assert system.reader.position("tasks") == system.store.position("tasks")
         finally:
             system.close()
+
+
+def test_a_projection_whose_version_changes_is_cached_afresh(production):
+    generate_history(production.app, tasks=3, changes=0)
+    catch_up(production)
+    x, y = two_tasks(production)
+    for n in range(3):  # more commits than the new version will have made when x changes
+        rename(production, y, f"Change {n}")
+        catch_up(production)
+    assert production.reader.get(TASKS, {"id": str(x.id)})["title"] != "After the new version"  # cached
+    worker = tasks_runner(production)
+    bumped = type("TasksV2", (TasksProjection,), {"version": worker.projection.version + 1})()
+    rebuilt = ProjectionRunner(bumped, production.store, production.app.recorder, production.app.mapper,
+                               cache=worker.cache)
+    rebuilt.catch_up()  # from position 0 again
+    rename(production, x, "After the new version")
+    rebuilt.catch_up()
+    assert_never_older_than_reported(production, [x, y])
