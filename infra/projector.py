@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -158,6 +159,10 @@ class _Batch:
 
 
 class ProjectionRunner:
+    # With a row cache and other workers of the projection: how long another worker's commit may
+    # go unwritten-through before this runner, caught up, takes that worker for dead.
+    write_through_grace_seconds = 5.0
+
     def __init__(
         self,
         projection: Projection,
@@ -175,6 +180,8 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.cache = cache
         self.status = RunnerState()
+        self._written_through: int | None = None  # the last commit this runner knows written through
+        self._unwritten: tuple[int, float] | None = None  # (commit, since when) not known written through
         prepare_store(projection, store, cache)
 
     @property
@@ -193,6 +200,7 @@ class ProjectionRunner:
             return 0
         if self.cache is not None and batch.written is not None:
             self.cache.write_through(self.name, batch.written, batch.position)
+            self._written_through = batch.written.commit
         batch.applier.report()
         self.status.applied_events += batch.applier.applied
         self.status.state, self.status.last_error, self.status.failing_position = "running", None, None
@@ -202,6 +210,7 @@ class ProjectionRunner:
         with self.store.transaction(self.name) as store_tx:
             start = store_tx.position
             if head <= start:
+                self._caught_up(start, store_tx)
                 return None
             tx = TouchRecorder(store_tx) if self.cache is not None else store_tx
             notifications = self.recorder.select_notifications(
@@ -220,6 +229,19 @@ class ProjectionRunner:
             tx.advance(new_position)
             written = tx.final_rows() if isinstance(tx, TouchRecorder) else None
         return _Batch(start, new_position, written, applier)
+
+    def _caught_up(self, position: int, tx: Any) -> None:
+        """Nothing to apply. With a row cache: a commit of another worker that is still not written
+        through after a grace period was never going to be (that worker died in between); realign
+        the cache, or reads would report the position before it until the projection's next batch."""
+        if self.cache is None or tx.commits == self._written_through:
+            return
+        now = time.monotonic()
+        if self._unwritten is None or self._unwritten[0] != tx.commits:
+            self._unwritten = (tx.commits, now)
+        if now - self._unwritten[1] >= self.write_through_grace_seconds:
+            self.cache.realign(self.name, position, tx.commits)  # under the tracking row's lock
+            self._written_through = tx.commits
 
     def catch_up(self) -> None:
         while self.step():

@@ -154,7 +154,8 @@ class RowCache:
     def realign(self, projection: str, position: int, commits: int) -> None:
         """Bring the cache to the database's commit (``commits``, at ``position``) when it is behind:
         a worker committed and stopped before writing through. At a worker's start, on a Kafka
-        partition assignment (its previous owner may have died so), and after a rebuild's swap."""
+        partition assignment (its previous owner may have died so), when a caught-up log follower
+        sees another worker's commit unwritten-through for long, and after a rebuild's swap."""
         if self._realign(keys=[self._state_key(projection)], args=[commits, position]):
             log.info("row cache realigned: cached rows invalidated",
                      extra={"projection": projection, "commit": commits, "position": position})

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -143,6 +144,27 @@ def commit_without_write_through(worker: ProjectionRunner) -> None:
             worker.step()
     finally:
         del worker.cache.write_through
+
+
+def test_a_log_follower_realigns_the_cache_when_another_died_before_writing_through_its_last_commit(
+        production, second_worker):
+    generate_history(production.app, tasks=3, changes=0)
+    catch_up(production)
+    x, y = two_tasks(production)
+    assert production.reader.get(TASKS, {"id": str(x.id)})["title"] != "Committed, never written through"
+    rename(production, x, "Committed, never written through")
+    settings = production.settings
+    kill_a_worker_between_commit_and_write_through("log", {
+        "data_dir": str(settings.data_dir), "database_url": settings.database_url,
+        "redis_url": settings.redis_url, "redis_prefix": settings.redis_prefix})
+    assert production.reader.position("tasks") < production.store.position("tasks")
+    # Nothing new comes: the survivor, caught up, waits a grace period for the write-through.
+    second_worker.write_through_grace_seconds = 0.5
+    assert not second_worker.step()
+    assert production.reader.position("tasks") < production.store.position("tasks")
+    time.sleep(0.5)
+    assert not second_worker.step()
+    assert_never_older_than_reported(production, [x, y])
 
 
 def test_a_readers_copy_read_before_an_invalidation_is_not_served_after_it(production, second_worker):
