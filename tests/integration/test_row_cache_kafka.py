@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,24 +18,15 @@ from infra.composition import TaskFlowSystem, build_system
 from projections.tasks import TASKS
 from tests.integration.history import ctx, generate_history
 from tests.integration.test_row_cache_workers import kill_a_worker_between_commit_and_write_through
-from tests.services import fresh_postgres_database, service_url
 
 pytest.importorskip("kafka")
 from infra.kafka_consumer import KafkaProjectionConsumer  # noqa: E402
-from tests.integration.test_kafka import FAST_GROUP, consume_to, delete_topic, kafka_values, settings_of  # noqa: E402
-
-
-@pytest.fixture
-def values(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    bootstrap = service_url("KAFKA_BOOTSTRAP_SERVERS")
-    with fresh_postgres_database() as database:
-        chosen = kafka_values(tmp_path, database, bootstrap)
-        yield chosen
-        delete_topic(bootstrap, chosen["kafka_topic"])
+from tests.integration.test_kafka import FAST_GROUP, consume_to, database, settings_of, values  # noqa: E402, F401
 
 
 @pytest.fixture
 def system(values: dict[str, Any]) -> Iterator[TaskFlowSystem]:
+    """This process runs the tasks projection only: one consumer, in the test's thread."""
     built = build_system(settings_of(values), projection_names=["tasks"])
     yield built
     built.close()

@@ -25,19 +25,10 @@ from infra.redis_cache import RowCache
 from projections.tasks import TASKS, TasksProjection
 from tests.conftest import embedded_settings
 from tests.integration.history import ctx, generate_history
+from tests.integration.test_row_cache import catch_up, production  # noqa: F401 (a fixture)
 from tests.services import fresh_postgres_database, service_url
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def production(tmp_path):
-    with fresh_postgres_database() as url:
-        settings = embedded_settings(tmp_path / "data", database_url=url, redis_url=service_url("REDIS_URL"),
-                                     redis_prefix=f"test-{uuid.uuid4().hex[:12]}:")
-        system = build_system(settings)
-        yield system
-        system.close()
 
 
 def tasks_runner(system) -> ProjectionRunner:
@@ -52,11 +43,6 @@ def second_worker(production):
                               cache=RowCache(tasks_runner(production).cache.redis, production.settings.redis_prefix))
     yield runner
     store.close()
-
-
-def catch_up(system) -> None:
-    while system.projector.run_once():
-        pass
 
 
 def two_tasks(system) -> tuple[Task, Task]:
@@ -92,13 +78,14 @@ def test_a_late_write_through_of_an_earlier_commit_does_not_leave_its_older_row(
     catch_up(production)
     x, y = two_tasks(production)
     worker_a = tasks_runner(production)
-    committed, overtaken = threading.Event(), threading.Event()
+    committed, overtaken, arrived = threading.Event(), threading.Event(), threading.Event()
     write_through = worker_a.cache.write_through
 
     def late_write_through(*args, **kwargs):
         committed.set()
-        assert overtaken.wait(30)
-        write_through(*args, **kwargs)
+        if overtaken.wait(30):
+            write_through(*args, **kwargs)
+            arrived.set()
 
     worker_a.cache.write_through = late_write_through  # type: ignore[method-assign]
     rename(production, x, "First")
@@ -109,7 +96,8 @@ def test_a_late_write_through_of_an_earlier_commit_does_not_leave_its_older_row(
     assert second_worker.step()  # B commits "Second" and writes it through first
     overtaken.set()
     a.join(30)
-    worker_a.cache.write_through = write_through  # type: ignore[method-assign]
+    assert arrived.is_set()  # A's write-through came, after B's
+    del worker_a.cache.write_through
     rename(production, y, "Later")  # a later batch, touching another row, moves the cache on
     assert second_worker.step()
     assert production.store.get(TASKS, {"id": str(x.id)})["title"] == "Second"
