@@ -176,6 +176,8 @@ class KafkaProjectionConsumer:
         consumer = self._consumer_or_fail()
         with self.store.transaction(self.name) as tx:
             stored = tx.partitions(self.topic)
+            if self.cache is not None:  # the partitions' previous owner may have died before writing through
+                self.cache.realign(self.name, tx.position, tx.commits)
         for tp in list(self._unpositioned):
             if tp.partition in stored:
                 consumer.seek(tp, stored[tp.partition].offset)
@@ -236,7 +238,7 @@ class KafkaProjectionConsumer:
                            {tp.partition for tp in batch} if p in tracked})
 
     def _apply(self, batch: dict[TopicPartition, list[ConsumerRecord]], partitions: set[int],
-               poisons: dict[int, str]) -> tuple[EventApplier, dict[int, PartitionPosition], int, list[Any]]:
+               poisons: dict[int, str]) -> tuple[EventApplier, dict[int, PartitionPosition], int, Any]:
         """The batch in one transaction (a poison event raises PoisonEvent: see apply_with_dead_letters)."""
         with self.store.transaction(self.name) as store_tx:
             tx = TouchRecorder(store_tx) if self.cache is not None else store_tx

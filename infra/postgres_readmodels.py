@@ -20,12 +20,15 @@ from infra.sql_readmodels import (
     TRACKING_DDL,
     ensure_projection_tables,
     Execute,
+    NumberedCommits,
     POSTGRES,
     SqlLayout,
     SqlTransaction,
     find_rows,
+    migrate_tracking,
     query_rows,
     read_model_layout,
+    tracking_update,
 )
 from projections.operations import DeadLetter
 from infra.sql_rebuild import SqlCopies
@@ -41,7 +44,7 @@ def _executor(conn: psycopg.Connection[Any]):
     return execute
 
 
-T = TypeVar("T")
+T = TypeVar("T", bound=NumberedCommits)
 
 
 @contextmanager
@@ -56,14 +59,15 @@ def tracked_transaction(
     workers cannot apply the same batch), and its new position written in the same commit."""
     with pool.connection() as conn, conn.transaction():
         row = conn.execute(
-            "SELECT position FROM projection_tracking WHERE name = %s FOR UPDATE", (projection,)
+            "SELECT position, commits FROM projection_tracking WHERE name = %s FOR UPDATE", (projection,)
         ).fetchone()
         tx = make(_executor(conn), row["position"] if row else 0)
+        tx.commits = row["commits"] if row else 0
         with conn.pipeline() if pipeline else nullcontext():
             yield tx
-            if tx.new_position is not None:
-                conn.execute("UPDATE projection_tracking SET position = %s WHERE name = %s",
-                             (tx.new_position, projection))
+            update = tracking_update("%s", projection, tx.new_position, tx.numbered)
+            if update is not None:
+                conn.execute(*update)
 
 
 @contextmanager
@@ -77,6 +81,14 @@ def tracked_position(pool: ConnectionPool[psycopg.Connection[Any]], projection: 
     with pool.connection() as conn:
         row = conn.execute("SELECT position FROM projection_tracking WHERE name = %s", (projection,)).fetchone()
     return row["position"] if row else 0
+
+
+def tracked_commits(pool: ConnectionPool[psycopg.Connection[Any]], projection: str) -> tuple[int, int]:
+    """(position, numbered commits) of a projection, read together."""
+    with pool.connection() as conn:
+        row = conn.execute("SELECT position, commits FROM projection_tracking WHERE name = %s",
+                           (projection,)).fetchone()
+    return (row["position"], row["commits"]) if row else (0, 0)
 
 
 class PostgresReadModelStore(SqlCopies):
@@ -97,6 +109,7 @@ class PostgresReadModelStore(SqlCopies):
         with self.pool.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(b"projection_tracking"),))
             conn.execute(TRACKING_DDL)
+            migrate_tracking(_executor(conn), POSTGRES)
             conn.execute(PARTITIONS_DDL)
             conn.execute(DEAD_LETTERS_DDL)
             conn.execute(REBUILDS_DDL)
@@ -141,6 +154,9 @@ class PostgresReadModelStore(SqlCopies):
 
     def position(self, projection: str) -> int:
         return tracked_position(self.pool, projection)
+
+    def tracking(self, projection: str) -> tuple[int, int]:
+        return tracked_commits(self.pool, projection)
 
     def get(self, table: Table, key: Mapping[str, Any]) -> Row | None:
         rows = self.find(table, key)

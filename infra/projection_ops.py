@@ -20,7 +20,7 @@ from infra.elasticsearch_search import ElasticsearchSearchStore
 from infra.postgres_readmodels import PostgresReadModelStore
 from infra.postgres_search import PostgresSearchStore
 from infra.projector import ProjectionRunner, apply_event, apply_with_dead_letters
-from infra.redis_cache import RowCache, TouchRecorder
+from infra.redis_cache import RowCache, TouchRecorder, WrittenRows
 from projections.base import Projection
 from projections.operations import DeadLetter, ProjectionStatus, RelayStatus
 
@@ -152,7 +152,7 @@ class ProjectionOperations:
     def _repair(self, name: str, position: int, *, retry: bool) -> Repair:
         worker = self._worker(name)
         repair, written, at = apply_with_dead_letters(lambda poisons: self._repair_once(worker, position, retry, poisons))
-        if worker.cache is not None:
+        if worker.cache is not None and written is not None:
             worker.cache.write_through(name, written, at)
         log.warning("dead letter %s", "retried" if retry else "skipped",
                     extra={"projection": name, "position": position, "applied": repair.applied})
@@ -162,7 +162,7 @@ class ProjectionOperations:
         return repair
 
     def _repair_once(self, worker: ProjectionWorker, position: int, retry: bool,
-                     poisons: dict[int, str]) -> tuple[Repair, list[Any], int]:
+                     poisons: dict[int, str]) -> tuple[Repair, WrittenRows | None, int]:
         name = worker.name
         with worker.store.transaction(name) as store_tx:
             letters = getattr(store_tx, "dead_letters", None)
@@ -189,7 +189,7 @@ class ProjectionOperations:
                 apply_event(worker.projection, self.mapper, n, tx)
                 letters.resolve(n.id, "retried")
                 repair.applied.append(n.id)
-            written = tx.final_rows() if isinstance(tx, TouchRecorder) else []
+            written = tx.final_rows() if isinstance(tx, TouchRecorder) else None
             at = store_tx.position
         return repair, written, at
 

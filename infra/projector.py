@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,7 +26,7 @@ import psycopg
 from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 
 from infra.dead_letters import DeadLetterLog
-from infra.redis_cache import RowCache, TouchRecorder
+from infra.redis_cache import RowCache, TouchRecorder, WrittenRows
 from projections.base import Projection
 from projections.store import ProjectionTransaction, ReadModelStore
 
@@ -42,10 +43,10 @@ class RunnerState:
 
 def prepare_store(projection: Projection, store: ReadModelStore, cache: RowCache | None) -> None:
     """Before a projection is applied (from the log or from Kafka): its tables exist at its
-    version, and the row cache is not ahead of or behind what the store has committed."""
+    version, and the row cache is not behind what the store has committed."""
     store.ensure_tables(projection.name, projection.version, projection.tables)
     if cache is not None:
-        cache.realign(projection.name, projection.tables, store.position(projection.name))
+        cache.realign(projection.name, *store.tracking(projection.name))
 
 
 class ProjectionFailed(Exception):
@@ -153,11 +154,15 @@ class EventApplier:
 class _Batch:
     start: int
     position: int
-    written: list[Any]
+    written: WrittenRows | None  # with a row cache
     applier: EventApplier
 
 
 class ProjectionRunner:
+    # With a row cache and other workers of the projection: how long another worker's commit may
+    # go unwritten-through before this runner, caught up, takes that worker for dead.
+    write_through_grace_seconds = 5.0
+
     def __init__(
         self,
         projection: Projection,
@@ -175,6 +180,8 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.cache = cache
         self.status = RunnerState()
+        self._written_through: int | None = None  # the last commit this runner knows written through
+        self._unwritten: tuple[int, float] | None = None  # (commit, since when) not known written through
         prepare_store(projection, store, cache)
 
     @property
@@ -191,8 +198,9 @@ class ProjectionRunner:
             raise
         if batch is None:
             return 0
-        if self.cache is not None:
+        if self.cache is not None and batch.written is not None:
             self.cache.write_through(self.name, batch.written, batch.position)
+            self._written_through = batch.written.commit
         batch.applier.report()
         self.status.applied_events += batch.applier.applied
         self.status.state, self.status.last_error, self.status.failing_position = "running", None, None
@@ -202,6 +210,7 @@ class ProjectionRunner:
         with self.store.transaction(self.name) as store_tx:
             start = store_tx.position
             if head <= start:
+                self._caught_up(start, store_tx)
                 return None
             tx = TouchRecorder(store_tx) if self.cache is not None else store_tx
             notifications = self.recorder.select_notifications(
@@ -218,8 +227,21 @@ class ProjectionRunner:
             # reader waiting for a position this projection does not handle is not kept waiting.
             new_position = notifications[-1].id if len(notifications) == self.batch_size else head
             tx.advance(new_position)
-            written = tx.final_rows() if isinstance(tx, TouchRecorder) else []
+            written = tx.final_rows() if isinstance(tx, TouchRecorder) else None
         return _Batch(start, new_position, written, applier)
+
+    def _caught_up(self, position: int, tx: Any) -> None:
+        """Nothing to apply. With a row cache: a commit of another worker that is still not written
+        through after a grace period was never going to be (that worker died in between); realign
+        the cache, or reads would report the position before it until the projection's next batch."""
+        if self.cache is None or tx.commits == self._written_through:
+            return
+        now = time.monotonic()
+        if self._unwritten is None or self._unwritten[0] != tx.commits:
+            self._unwritten = (tx.commits, now)
+        if now - self._unwritten[1] >= self.write_through_grace_seconds:
+            self.cache.realign(self.name, position, tx.commits)  # under the tracking row's lock
+            self._written_through = tx.commits
 
     def catch_up(self) -> None:
         while self.step():

@@ -168,7 +168,7 @@ class ProjectionRebuilds:
 
         def before_commit(at: int) -> None:
             if target.cache is not None:
-                target.cache.clear(projection.name, projection.tables)
+                target.cache.clear(projection.name)
 
         def last_events(store: Any) -> None:
             # Up to the head as the swap began (and at most one batch more): a stream of new
@@ -179,7 +179,9 @@ class ProjectionRebuilds:
 
         position = copy.swap(last_events, before_commit)
         if target.cache is not None:
-            target.cache.resume(projection.name, position)
+            # The swap counts as a commit of the live projection: write-throughs of the commits
+            # before it are dropped, if they come late.
+            target.cache.realign(projection.name, *target.store.tracking(projection.name))
         rebuild.state, rebuild.position = "done", position
         if on_progress is not None:
             on_progress("done", position, max(position, self.head()), 0.0)

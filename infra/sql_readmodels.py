@@ -61,7 +61,8 @@ POSTGRES = PostgresDialect(
 # same transaction as the projection's rows (see SqlTransaction.track_partitions).
 TRACKING_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_tracking ("
-    "name TEXT PRIMARY KEY, position BIGINT NOT NULL, version INTEGER NOT NULL)"
+    "name TEXT PRIMARY KEY, position BIGINT NOT NULL, version INTEGER NOT NULL, "
+    "commits BIGINT NOT NULL DEFAULT 0)"
 )
 PARTITIONS_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_partitions ("
@@ -76,6 +77,45 @@ REBUILDS_DDL = (
     "head BIGINT NOT NULL, events_per_second DOUBLE PRECISION NOT NULL, started_at TEXT NOT NULL, "
     "updated_at TEXT NOT NULL, finished_at TEXT, error TEXT, PRIMARY KEY (projection, generation))"
 )
+
+
+
+
+def migrate_tracking(execute: Execute, dialect: Dialect) -> None:
+    """Add ``projection_tracking.commits`` to a database made before it (see ``NumberedCommits``);
+    the caller serialises this across processes (a lock, a write transaction)."""
+    if dialect is POSTGRES:
+        columns = execute("SELECT column_name AS name FROM information_schema.columns "
+                          "WHERE table_schema = current_schema() AND table_name = 'projection_tracking'", [])
+    else:
+        columns = execute("PRAGMA table_info(projection_tracking)", [])
+    if not any(c["name"] == "commits" for c in columns):
+        execute("ALTER TABLE projection_tracking ADD COLUMN commits BIGINT NOT NULL DEFAULT 0", [])
+
+
+class NumberedCommits:
+    """A projection transaction whose commit may be numbered: ``projection_tracking.commits``
+    counts a projection's numbered commits, and is incremented in the commit itself, under the
+    tracking row's lock. The Redis row cache numbers every commit it writes through, to apply
+    the write-throughs of several workers in commit order (infra/redis_cache.py)."""
+
+    commits = 0  # the projection's numbered commits before this transaction (set by the store)
+    numbered = False
+
+    def number_commit(self) -> int:
+        """This transaction's commit will be counted: its number."""
+        self.numbered = True
+        return self.commits + 1
+
+
+def tracking_update(p: str, projection: str, position: int | None, numbered: bool) -> tuple[str, list[Any]] | None:
+    """The UPDATE of a projection's tracking row that commits with its transaction, if any:
+    its new position, and one more numbered commit."""
+    sets = ([f"position = {p}"] if position is not None else []) + (["commits = commits + 1"] if numbered else [])
+    if not sets:
+        return None
+    return (f"UPDATE projection_tracking SET {', '.join(sets)} WHERE name = {p}",
+            [*([position] if position is not None else []), projection])
 
 
 @dataclass(frozen=True)
@@ -273,7 +313,7 @@ class QueryBuilder:
 Execute = Callable[[str, Sequence[Any]], list[Mapping[str, Any]]]
 
 
-class SqlTransaction:
+class SqlTransaction(NumberedCommits):
     """A projection's write transaction over any SQL connection (given as an ``execute``).
 
     ``names`` maps declared table names to the physical tables written instead (a rebuild writes
@@ -391,7 +431,10 @@ def ensure_projection_tables(
     execute(TRACKING_DDL, [])
     execute(PARTITIONS_DDL, [])
     execute(DEAD_LETTERS_DDL, [])
-    rows = execute(f"SELECT version FROM projection_tracking WHERE name = {p}", [projection])
+    rows = execute(f"SELECT version, commits FROM projection_tracking WHERE name = {p}", [projection])
+    # Carried over, plus one: the reset changes every row and nothing writes it through, so a row
+    # cache realigns (from 0, the cache would take every later write-through for a late one).
+    commits = int(rows[0]["commits"]) + 1 if rows else 0
     if rows and rows[0]["version"] != version:
         for statement in drop:
             execute(statement, [])
@@ -403,4 +446,5 @@ def ensure_projection_tables(
     for statement in create:
         execute(statement, [])
     if not rows:
-        execute(f"INSERT INTO projection_tracking (name, position, version) VALUES ({p}, 0, {p})", [projection, version])
+        execute(f"INSERT INTO projection_tracking (name, position, version, commits) VALUES ({p}, 0, {p}, {p})",
+                [projection, version, commits])

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.dead_letters import DeadLetterLog
-from infra.sql_readmodels import read_partitions, write_partitions
+from infra.sql_readmodels import NumberedCommits, read_partitions, write_partitions
 from infra.search_text import ordered_facets
 from projections.search import (
     FACETS,
@@ -71,7 +71,7 @@ def _loaded(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-class SqlSearchTransaction:
+class SqlSearchTransaction(NumberedCommits):
     """SearchTransaction's versioning rules over SQL; a store's subclass writes a row and its text."""
 
     placeholder = "?"

@@ -21,9 +21,11 @@ from infra.sql_readmodels import (
     SQLITE,
     SqlTransaction,
     find_rows,
+    migrate_tracking,
     query_rows,
     read_model_layout,
     SqlLayout,
+    tracking_update,
 )
 from projections.operations import DeadLetter
 from infra.sql_rebuild import SqlCopies
@@ -69,6 +71,8 @@ class SQLiteFile:
         self._write_lock = threading.Lock()
         self._writer = _connect(self.path)
         self._writer.execute(TRACKING_DDL)
+        with _write_transaction(self._writer):
+            migrate_tracking(_executor(self._writer), SQLITE)
         self._writer.execute(PARTITIONS_DDL)
         self._writer.execute(DEAD_LETTERS_DDL)
         self._writer.execute(REBUILDS_DDL)
@@ -81,12 +85,16 @@ class SQLiteFile:
         return conn
 
     @staticmethod
-    def _position(conn: sqlite3.Connection, projection: str) -> int:
-        row = conn.execute("SELECT position FROM projection_tracking WHERE name = ?", (projection,)).fetchone()
-        return row["position"] if row else 0
+    def _tracking(conn: sqlite3.Connection, projection: str) -> tuple[int, int]:
+        row = conn.execute("SELECT position, commits FROM projection_tracking WHERE name = ?", (projection,)).fetchone()
+        return (row["position"], row["commits"]) if row else (0, 0)
 
     def position(self, projection: str) -> int:
-        return self._position(self._reader(), projection)
+        return self._tracking(self._reader(), projection)[0]
+
+    def tracking(self, projection: str) -> tuple[int, int]:
+        """(position, numbered commits) of a projection, read together."""
+        return self._tracking(self._reader(), projection)
 
     def ping(self) -> None:
         self._reader().execute("SELECT 1").fetchone()
@@ -111,12 +119,13 @@ class SQLiteFile:
         """A projection's write transaction: its rows and its new position commit together.
         ``names``: write these tables under other names (a rebuild's copy)."""
         with self._write_lock, _write_transaction(self._writer):
-            tx = self.new_transaction(_executor(self._writer), projection, self._position(self._writer, projection),
-                                      names)
+            position, commits = self._tracking(self._writer, projection)
+            tx = self.new_transaction(_executor(self._writer), projection, position, names)
+            tx.commits = commits
             yield tx
-            if tx.new_position is not None:
-                self._writer.execute("UPDATE projection_tracking SET position = ? WHERE name = ?",
-                                     (tx.new_position, projection))
+            update = tracking_update("?", projection, tx.new_position, tx.numbered)
+            if update is not None:
+                self._writer.execute(*update)
 
     @contextmanager
     def write_connection(self) -> Iterator[Execute]:

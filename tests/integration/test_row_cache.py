@@ -96,5 +96,6 @@ def test_a_readers_fill_never_overwrites_a_newer_write_through(production):
     old_row = production.store.get(TASKS, key)
     production.app.update_task(task.id, UpdateTask(title="Newer"), ctx(task.created_by, 99))
     catch_up(production)  # writes the newer row through
-    production.reader.cache.fill(TASKS, key, old_row)  # a slow reader arriving late with an old copy
+    generation = production.reader.cache.lookup("tasks", TASKS, key).generation
+    production.reader.cache.fill("tasks", generation, TASKS, key, old_row)  # a slow reader arriving late with an old copy
     assert production.reader.get(TASKS, key)["title"] == "Newer"
