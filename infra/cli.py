@@ -19,6 +19,7 @@ def _serve(settings: Settings, host: str, port: int, *, write: bool, read: bool,
     import uvicorn
 
     from infra.composition import build_http_app, build_system
+    from infra.heap import freeze_startup_heap
     from infra.logs import configure_logging
 
     configure_logging(settings.log_level)
@@ -32,6 +33,7 @@ def _serve(settings: Settings, host: str, port: int, *, write: bool, read: bool,
         return 0
     system = build_system(settings)
     app = build_http_app(system, write=write, read=read, run_projector=projector)
+    freeze_startup_heap()
     where = f"http://{host}:{port}"
     print(f"TaskFlow listening on {where} (API docs: {where}/docs; data: {settings.data_dir.resolve()})",
           file=sys.stderr, flush=True)
@@ -48,6 +50,7 @@ def _until_stopped(settings: Settings, names: Sequence[str] | None, what: str) -
     import threading
 
     from infra.composition import build_system
+    from infra.heap import freeze_startup_heap
     from infra.logs import configure_logging
 
     configure_logging(settings.log_level)
@@ -69,8 +72,11 @@ def _until_stopped(settings: Settings, names: Sequence[str] | None, what: str) -
         system.projector.start()
         source = f"Kafka topic {settings.kafka_topic}" if settings.kafka_bootstrap_servers else "the event log"
         running = f"projector ({', '.join(r.name for r in system.projector.runners)}) from {source}"
-    if system.wakeup is not None:
+    # Kafka consumers wait on the topic: in their process the listener would only wake nothing,
+    # at every commit of every writer, taking the interpreter's lock from the consumers' threads.
+    if system.wakeup is not None and (what == "relay" or not settings.kafka_bootstrap_servers):
         system.wakeup.start()
+    freeze_startup_heap()
     print(f"TaskFlow {running} running; Ctrl-C stops it", file=sys.stderr, flush=True)
     stop.wait()
     system.close()

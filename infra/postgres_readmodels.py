@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -53,17 +54,48 @@ def tracked_transaction(
     pipeline: bool = False,
 ) -> Iterator[T]:
     """A projection's write transaction: its tracking row locked for the whole batch (so two
-    workers cannot apply the same batch), and its new position written in the same commit."""
-    with pool.connection() as conn, conn.transaction():
-        row = conn.execute(
-            "SELECT position FROM projection_tracking WHERE name = %s FOR UPDATE", (projection,)
-        ).fetchone()
-        tx = make(_executor(conn), row["position"] if row else 0)
-        with conn.pipeline() if pipeline else nullcontext():
+    workers cannot apply the same batch), and its new position written in the same commit.
+
+    ``pipeline``: the whole transaction runs in one pipeline: BEGIN travels with the lock's SELECT,
+    the batch's writes with the COMMIT, so a batch costs two round trips plus one per read its
+    handlers make (a consumer batch waits on each, and on a loaded machine each can wait for the
+    server to be scheduled). psycopg's ``transaction()`` would sync at BEGIN and at COMMIT, hence
+    explicit BEGIN/COMMIT in autocommit mode."""
+    if not pipeline:
+        with pool.connection() as conn, conn.transaction():
+            tx = make(_executor(conn), _lock_tracking_row(conn, projection))
             yield tx
-            if tx.new_position is not None:
-                conn.execute("UPDATE projection_tracking SET position = %s WHERE name = %s",
-                             (tx.new_position, projection))
+            _write_position(conn, projection, tx.new_position)
+        return
+    with pool.connection() as conn:
+        conn.autocommit = True
+        try:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                tx = make(_executor(conn), _lock_tracking_row(conn, projection))
+                yield tx
+                _write_position(conn, projection, tx.new_position)
+                conn.execute("COMMIT")
+        finally:
+            try:
+                # Whatever failed (a handler, a statement), nothing of the batch stays.
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    conn.execute("ROLLBACK")
+                conn.autocommit = False  # as the pool's other users expect it
+            except psycopg.Error:
+                conn.close()  # broken: the pool replaces it (never hands it out in autocommit mode)
+
+
+def _lock_tracking_row(conn: psycopg.Connection[Any], projection: str) -> int:
+    row = conn.execute(
+        "SELECT position FROM projection_tracking WHERE name = %s FOR UPDATE", (projection,)
+    ).fetchone()
+    return row["position"] if row else 0
+
+
+def _write_position(conn: psycopg.Connection[Any], projection: str, position: int | None) -> None:
+    if position is not None:
+        conn.execute("UPDATE projection_tracking SET position = %s WHERE name = %s", (position, projection))
 
 
 @contextmanager

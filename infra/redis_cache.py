@@ -113,8 +113,16 @@ class TouchRecorder:
         self._touch(table, key)
 
     def final_rows(self) -> list[tuple[Table, dict[str, Any], Row | None]]:
-        """The touched rows as the transaction will commit them (None where deleted)."""
-        return [(table, key, self.tx.get(table, key)) for table, key in self.touched.values()]
+        """The touched rows as the transaction will commit them (None where deleted): one read
+        per table where the transaction can read many keys at once (the SQL stores)."""
+        get_each = getattr(self.tx, "get_each", None)
+        if get_each is None:
+            return [(table, key, self.tx.get(table, key)) for table, key in self.touched.values()]
+        by_table: dict[str, tuple[Table, list[dict[str, Any]]]] = {}
+        for table, key in self.touched.values():
+            by_table.setdefault(table.name, (table, []))[1].append(key)
+        return [(table, key, row) for table, keys in by_table.values()
+                for key, row in zip(keys, get_each(table, keys))]
 
 
 class CachedReader:

@@ -1,0 +1,19 @@
+"""Keeps Python's cyclic garbage collector out of a long-running process's latency.
+
+After start-up a process holds ~140,000 long-lived objects (modules, classes, the application's
+wiring). A full (generation 2) collection walks all of them: 40-80 ms on this machine, 125-260 ms
+when it is loaded, during which every thread of the process stands still; the APIs, the relay and
+the projection consumers each met a few per minute-long benchmark run. Frozen, those objects are
+left out of every later collection, which then walks only what the process allocated since.
+"""
+
+from __future__ import annotations
+
+import gc
+
+
+def freeze_startup_heap() -> None:
+    """Call once start-up is done (imports, composition, connections): collect what start-up left
+    as garbage, then move every surviving object to the permanent generation."""
+    gc.collect()
+    gc.freeze()
