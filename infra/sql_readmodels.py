@@ -354,15 +354,19 @@ class SqlTransaction:
         write_partitions(self._execute, self.dialect.placeholder, self.projection, feed, positions)
 
 
+def partitions_query(p: str, projection: str) -> tuple[str, list[Any]]:
+    """The read behind ``read_partitions``: every feed of the projection (one, in practice), so a
+    store can send it ahead with its batch's first statement without knowing the feed."""
+    return (f"SELECT feed, partition_id, next_offset, position FROM projection_partitions WHERE projection = {p}",
+            [projection])
+
+
 def read_partitions(execute: Execute, p: str, projection: str, feed: str) -> dict[int, PartitionPosition]:
     """Where ``projection`` stands in each partition of ``feed`` (``projection_partitions``);
     ``p`` is the connection's placeholder. Shared by every SQL transaction that tracks partitions."""
-    rows = execute(
-        f"SELECT partition_id, next_offset, position FROM projection_partitions "
-        f"WHERE projection = {p} AND feed = {p}",
-        [projection, feed],
-    )
-    return {int(r["partition_id"]): PartitionPosition(int(r["next_offset"]), int(r["position"])) for r in rows}
+    rows = execute(*partitions_query(p, projection))
+    return {int(r["partition_id"]): PartitionPosition(int(r["next_offset"]), int(r["position"]))
+            for r in rows if r["feed"] == feed}
 
 
 def write_partitions(execute: Execute, p: str, projection: str, feed: str,
