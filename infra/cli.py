@@ -65,6 +65,9 @@ def _until_stopped(settings: Settings, names: Sequence[str] | None, what: str) -
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # Before any worker thread runs: the collection holds the interpreter for up to a few hundred
+    # ms on a loaded machine, which stalled Kafka consumers joining their groups.
+    freeze_startup_heap()
     if what == "relay" and system.relay is not None:
         system.relay.start()
         running = f"relay to Kafka topic {settings.kafka_topic}"
@@ -76,7 +79,6 @@ def _until_stopped(settings: Settings, names: Sequence[str] | None, what: str) -
     # at every commit of every writer, taking the interpreter's lock from the consumers' threads.
     if system.wakeup is not None and (what == "relay" or not settings.kafka_bootstrap_servers):
         system.wakeup.start()
-    freeze_startup_heap()
     print(f"TaskFlow {running} running; Ctrl-C stops it", file=sys.stderr, flush=True)
     stop.wait()
     system.close()
