@@ -4,10 +4,12 @@ position row is locked for that transaction, so two workers cannot apply the sam
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -125,6 +127,23 @@ def tracked_position(pool: ConnectionPool[psycopg.Connection[Any]], projection: 
     return row["position"] if row else 0
 
 
+# When each pooled connection last came back from a use that worked (a broken one is not returned).
+_returned_at: WeakKeyDictionary[psycopg.Connection[Any], float] = WeakKeyDictionary()
+# A connection back from a use this recently is not checked again: the check is a round trip on
+# every checkout (each projection batch, each position a read reports). One idle longer is checked:
+# its server may have restarted, or dropped it, meanwhile.
+_CHECK_AFTER_IDLE_SECONDS = 1.0
+
+
+def _note_returned(conn: psycopg.Connection[Any]) -> None:
+    _returned_at[conn] = time.monotonic()
+
+
+def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
+    if time.monotonic() - _returned_at.get(conn, float("-inf")) > _CHECK_AFTER_IDLE_SECONDS:
+        ConnectionPool.check_connection(conn)
+
+
 class PostgresReadModelStore(SqlCopies):
     dialect = POSTGRES
 
@@ -136,7 +155,8 @@ class PostgresReadModelStore(SqlCopies):
             timeout=timeout,
             kwargs={"row_factory": dict_row, "connect_timeout": 2},
             # A connection that died with its server is found on checkout, not mid-request.
-            check=ConnectionPool.check_connection,
+            check=_check_if_idle,
+            reset=_note_returned,
             open=True,
             name="taskflow-readmodels",
         )
