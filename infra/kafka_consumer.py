@@ -55,6 +55,11 @@ from projections.store import PartitionedReadModelStore, PartitionPosition
 log = logging.getLogger("taskflow.projector")
 
 DEFAULT_GROUP_PREFIX = "taskflow-projection-"
+# A client that has not found its group's coordinator this long after connecting starts over: now
+# and then (about one start in five or ten on the loaded 2-core machine) kafka-python 3.0 keeps
+# looking the coordinator up without end, at full CPU, while the other clients of the same process
+# join; a new client finds it (see docs/benchmarks.md, "never starts").
+COORDINATOR_WAIT_SECONDS = 20.0
 
 
 class _Assignments(ConsumerRebalanceListener):
@@ -106,6 +111,7 @@ class KafkaProjectionConsumer:
         self._unpositioned: set[TopicPartition] = set()
         self._uncommitted: dict[TopicPartition, int] = {}
         self._hinted = 0.0
+        self._connected_at: float | None = None  # until the first assignment
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         prepare_store(projection, store, cache)
@@ -145,7 +151,18 @@ class KafkaProjectionConsumer:
                 time.sleep(0.1)
             consumer.subscribe([self.topic], listener=_Assignments(self))
             self._consumer = consumer
+            self._connected_at = time.monotonic()
         return self._consumer
+
+    def _coordinator_lost_at_start(self, consumer: KafkaConsumer) -> bool:
+        """Whether this client never found its group coordinator since it connected, for too long."""
+        if self._connected_at is None:
+            return False
+        if consumer.assignment():
+            self._connected_at = None
+            return False
+        return (time.monotonic() - self._connected_at > COORDINATOR_WAIT_SECONDS
+                and consumer._coordinator.coordinator_unknown())
 
     def _consumer_or_fail(self) -> KafkaConsumer:
         if self._consumer is None:
@@ -177,6 +194,11 @@ class KafkaProjectionConsumer:
     def poll_once(self, timeout_ms: int = 200) -> int:
         """Poll once and apply what came; returns how many records were read."""
         consumer = self.connect()
+        if self._coordinator_lost_at_start(consumer):
+            log.warning("no group coordinator found since connecting; connecting again",
+                        extra={"projection": self.name, "group": self.group})
+            self.close()
+            return 0
         if self._unpositioned:
             self._seek_to_stored()
         batch = consumer.poll(timeout_ms=timeout_ms)
