@@ -55,11 +55,12 @@ from projections.store import PartitionedReadModelStore, PartitionPosition
 log = logging.getLogger("taskflow.projector")
 
 DEFAULT_GROUP_PREFIX = "taskflow-projection-"
-# A client that has not found its group's coordinator this long after connecting starts over: now
-# and then (about one start in five or ten on the loaded 2-core machine) kafka-python 3.0 keeps
-# looking the coordinator up without end, at full CPU, while the other clients of the same process
-# join; a new client finds it (see docs/benchmarks.md, "never starts").
-COORDINATOR_WAIT_SECONDS = 20.0
+# A client that has not joined its group this long after connecting starts over: now and then
+# (about one start in five on the shared 2-core machine) kafka-python 3.0 keeps looking the group
+# coordinator up without end, at full CPU, while the other clients of the same process join (see
+# docs/benchmarks.md, "never starts"). Longer than a join normally takes, shorter than the
+# patience of a reader waiting for the first position.
+JOIN_WAIT_SECONDS = 30.0
 
 
 class _Assignments(ConsumerRebalanceListener):
@@ -154,15 +155,18 @@ class KafkaProjectionConsumer:
             self._connected_at = time.monotonic()
         return self._consumer
 
-    def _coordinator_lost_at_start(self, consumer: KafkaConsumer) -> bool:
-        """Whether this client never found its group coordinator since it connected, for too long."""
+    def _never_joined(self, consumer: KafkaConsumer) -> dict[str, Any] | None:
+        """What kafka-python says of its group membership, if this client has not joined its group
+        (nor been given partitions) for too long since it connected; else None."""
         if self._connected_at is None:
-            return False
-        if consumer.assignment():
-            self._connected_at = None
-            return False
-        return (time.monotonic() - self._connected_at > COORDINATOR_WAIT_SECONDS
-                and consumer._coordinator.coordinator_unknown())
+            return None
+        coordinator = consumer._coordinator  # kafka-python 3.0 has no public view of its membership
+        if consumer.assignment() or coordinator.stable():
+            self._connected_at = None  # joined: a member without partitions is not stuck
+            return None
+        if time.monotonic() - self._connected_at <= JOIN_WAIT_SECONDS:
+            return None
+        return {"coordinator": coordinator.coordinator_id, "memberState": str(coordinator.state)}
 
     def _consumer_or_fail(self) -> KafkaConsumer:
         if self._consumer is None:
@@ -194,9 +198,11 @@ class KafkaProjectionConsumer:
     def poll_once(self, timeout_ms: int = 200) -> int:
         """Poll once and apply what came; returns how many records were read."""
         consumer = self.connect()
-        if self._coordinator_lost_at_start(consumer):
-            log.warning("no group coordinator found since connecting; connecting again",
-                        extra={"projection": self.name, "group": self.group})
+        stuck = self._never_joined(consumer)
+        if stuck is not None:
+            log.warning("not in the consumer group long after connecting; connecting again",
+                        extra={"projection": self.name, "group": self.group, "waitedSeconds": JOIN_WAIT_SECONDS,
+                               **stuck})
             self.close()
             return 0
         if self._unpositioned:
