@@ -55,12 +55,6 @@ from projections.store import PartitionedReadModelStore, PartitionPosition
 log = logging.getLogger("taskflow.projector")
 
 DEFAULT_GROUP_PREFIX = "taskflow-projection-"
-# A client that has not joined its group this long after connecting starts over: now and then
-# (about one start in five on the shared 2-core machine) kafka-python 3.0 keeps looking the group
-# coordinator up without end, at full CPU, while the other clients of the same process join (see
-# docs/benchmarks.md, "never starts"). Longer than a join normally takes, shorter than the
-# patience of a reader waiting for the first position.
-JOIN_WAIT_SECONDS = 30.0
 
 
 class _Assignments(ConsumerRebalanceListener):
@@ -112,7 +106,6 @@ class KafkaProjectionConsumer:
         self._unpositioned: set[TopicPartition] = set()
         self._uncommitted: dict[TopicPartition, int] = {}
         self._hinted = 0.0
-        self._connected_at: float | None = None  # until the first assignment
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         prepare_store(projection, store, cache)
@@ -152,21 +145,7 @@ class KafkaProjectionConsumer:
                 time.sleep(0.1)
             consumer.subscribe([self.topic], listener=_Assignments(self))
             self._consumer = consumer
-            self._connected_at = time.monotonic()
         return self._consumer
-
-    def _never_joined(self, consumer: KafkaConsumer) -> dict[str, Any] | None:
-        """What kafka-python says of its group membership, if this client has not joined its group
-        (nor been given partitions) for too long since it connected; else None."""
-        if self._connected_at is None:
-            return None
-        coordinator = consumer._coordinator  # kafka-python 3.0 has no public view of its membership
-        if consumer.assignment() or coordinator.stable():
-            self._connected_at = None  # joined: a member without partitions is not stuck
-            return None
-        if time.monotonic() - self._connected_at <= JOIN_WAIT_SECONDS:
-            return None
-        return {"coordinator": coordinator.coordinator_id, "memberState": str(coordinator.state)}
 
     def _consumer_or_fail(self) -> KafkaConsumer:
         if self._consumer is None:
@@ -198,13 +177,6 @@ class KafkaProjectionConsumer:
     def poll_once(self, timeout_ms: int = 200) -> int:
         """Poll once and apply what came; returns how many records were read."""
         consumer = self.connect()
-        stuck = self._never_joined(consumer)
-        if stuck is not None:
-            log.warning("not in the consumer group long after connecting; connecting again",
-                        extra={"projection": self.name, "group": self.group, "waitedSeconds": JOIN_WAIT_SECONDS,
-                               **stuck})
-            self.close()
-            return 0
         if self._unpositioned:
             self._seek_to_stored()
         batch = consumer.poll(timeout_ms=timeout_ms)
