@@ -2,8 +2,8 @@
 
 After start-up a process holds ~140,000 long-lived objects (modules, classes, the application's
 wiring). A full (generation 2) collection walks all of them: 40-80 ms on this machine, 125-260 ms
-when it is loaded, during which every thread of the process stands still; the APIs, the relay and
-the projection consumers each met a few per minute-long benchmark run. Frozen, those objects are
+when it is loaded, during which every thread of the process stands still (2-3 per process in a
+benchmark run, start-up included, measured with ``gc.callbacks``). Frozen, those objects are
 left out of every later collection, which then walks only what the process allocated since.
 
 Used by the API processes only. Processes running Kafka consumers (`taskflow project`, `relay`,
