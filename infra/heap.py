@@ -1,8 +1,8 @@
 """Keeps Python's cyclic garbage collector out of a long-running process's latency.
 
 After start-up a process holds ~140,000 long-lived objects (modules, classes, the application's
-wiring). A full (generation 2) collection walks all of them: 40-80 ms on this machine, 125-260 ms
-when it is loaded, during which every thread of the process stands still (2-3 per process in a
+wiring). A full (generation 2) collection walks all of them: about 80 ms on this machine, up to
+125-260 ms when it is loaded, during which every thread of the process stands still (2-3 per process in a
 benchmark run, start-up included, measured with ``gc.callbacks``). Frozen, those objects are
 left out of every later collection, which then walks only what the process allocated since.
 
