@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from infra.composition import build_http_app, build_system
+from infra.heap import freeze_startup_heap
 from infra.logs import configure_logging
 from infra.settings import Settings
 
@@ -15,7 +16,9 @@ def _app(*, write: bool, read: bool) -> FastAPI:
     settings = Settings()
     configure_logging(settings.log_level)
     # API workers keep no read model up to date themselves: `taskflow project` does.
-    return build_http_app(build_system(settings, projection_names=[]), write=write, read=read, run_projector=False)
+    app = build_http_app(build_system(settings, projection_names=[]), write=write, read=read, run_projector=False)
+    freeze_startup_heap()
+    return app
 
 
 def write_api() -> FastAPI:

@@ -19,6 +19,7 @@ def _serve(settings: Settings, host: str, port: int, *, write: bool, read: bool,
     import uvicorn
 
     from infra.composition import build_http_app, build_system
+    from infra.heap import freeze_startup_heap
     from infra.logs import configure_logging
 
     configure_logging(settings.log_level)
@@ -32,6 +33,8 @@ def _serve(settings: Settings, host: str, port: int, *, write: bool, read: bool,
         return 0
     system = build_system(settings)
     app = build_http_app(system, write=write, read=read, run_projector=projector)
+    if not projector:  # see infra/heap.py: not where Kafka consumers run
+        freeze_startup_heap()
     where = f"http://{host}:{port}"
     print(f"TaskFlow listening on {where} (API docs: {where}/docs; data: {settings.data_dir.resolve()})",
           file=sys.stderr, flush=True)

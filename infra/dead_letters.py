@@ -50,6 +50,13 @@ def read_dead_letters(execute: Execute, placeholder: str, projection: str | None
     return [_letter(r) for r in rows]
 
 
+def blocked_query(placeholder: str, projection: str) -> tuple[str, list[Any]]:
+    """The read behind ``DeadLetterLog.blocked`` (a store may send it ahead with its batch's first)."""
+    p = placeholder
+    return (f"SELECT aggregate_id, position, blocked_by FROM projection_dead_letters "
+            f"WHERE projection = {p} AND status IN ({p}, {p})", [projection, *UNRESOLVED])
+
+
 class DeadLetterLog:
     """One projection's dead letters, read and written inside the caller's transaction."""
 
@@ -60,12 +67,7 @@ class DeadLetterLog:
 
     def blocked(self) -> dict[str, int]:
         """aggregate id -> the open dead letter its later events must wait behind."""
-        p = self._p
-        rows = self._execute(
-            f"SELECT aggregate_id, position, blocked_by FROM projection_dead_letters "
-            f"WHERE projection = {p} AND status IN ({p}, {p})",
-            [self.projection, *UNRESOLVED],
-        )
+        rows = self._execute(*blocked_query(self._p, self.projection))
         return {r["aggregate_id"]: int(r["blocked_by"] if r["blocked_by"] is not None else r["position"])
                 for r in rows}
 

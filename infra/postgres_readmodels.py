@@ -4,16 +4,19 @@ position row is locked for that transaction, so two workers cannot apply the sam
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from infra.dead_letters import DEAD_LETTERS_DDL, DeadLetterLog, read_dead_letters
+from infra.dead_letters import DEAD_LETTERS_DDL, DeadLetterLog, blocked_query, read_dead_letters
 from infra.sql_readmodels import (
     PARTITIONS_DDL,
     REBUILDS_DDL,
@@ -21,6 +24,7 @@ from infra.sql_readmodels import (
     ensure_projection_tables,
     Execute,
     NumberedCommits,
+    partitions_query,
     POSTGRES,
     SqlLayout,
     SqlTransaction,
@@ -35,8 +39,14 @@ from infra.sql_rebuild import SqlCopies
 from projections.schema import Table
 from projections.store import ListQuery, ListResult, Row
 
-def _executor(conn: psycopg.Connection[Any]):
+def _executor(conn: psycopg.Connection[Any], ahead: dict[tuple[str, tuple[Any, ...]], psycopg.Cursor[Any]] | None = None):
+    """``ahead``: reads already sent in the pipeline, each answered once from its cursor when the
+    same statement is asked for (anything else goes to the server as usual)."""
+
     def execute(sql: str, params: Sequence[Any]) -> list[Mapping[str, Any]]:
+        sent = ahead.pop((sql, tuple(params)), None) if ahead else None
+        if sent is not None:
+            return sent.fetchall()
         cursor = conn.execute(sql, params)  # type: ignore[arg-type]
         # Only a query waits for its result: in pipeline mode writes are queued, not waited on.
         return cursor.fetchall() if sql.lstrip()[:4].upper() in ("SELE", "WITH") else []
@@ -56,18 +66,58 @@ def tracked_transaction(
     pipeline: bool = False,
 ) -> Iterator[T]:
     """A projection's write transaction: its tracking row locked for the whole batch (so two
-    workers cannot apply the same batch), and its new position written in the same commit."""
-    with pool.connection() as conn, conn.transaction():
-        row = conn.execute(
-            "SELECT position, commits FROM projection_tracking WHERE name = %s FOR UPDATE", (projection,)
-        ).fetchone()
-        tx = make(_executor(conn), row["position"] if row else 0)
-        tx.commits = row["commits"] if row else 0
-        with conn.pipeline() if pipeline else nullcontext():
+    workers cannot apply the same batch), and its new position (and, when the row cache numbers it,
+    one more commit) written in the same commit.
+
+    ``pipeline``: the whole transaction runs in one pipeline: BEGIN travels with the lock's SELECT,
+    the batch's writes with the COMMIT, so a batch costs two round trips plus one per read its
+    handlers make (a consumer batch waits on each, and on a loaded machine each can wait for the
+    server to be scheduled). psycopg's ``transaction()`` would sync at BEGIN and at COMMIT, hence
+    explicit BEGIN/COMMIT in autocommit mode."""
+    if not pipeline:
+        with pool.connection() as conn, conn.transaction():
+            tx = _locked(make, _executor(conn), conn.execute(_LOCK_TRACKING_ROW, (projection,)).fetchone())
             yield tx
-            update = tracking_update("%s", projection, tx.new_position, tx.numbered)
-            if update is not None:
-                conn.execute(*update)
+            _write_tracking(conn, projection, tx)
+        return
+    with pool.connection() as conn:
+        conn.autocommit = True
+        try:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                lock = conn.execute(_LOCK_TRACKING_ROW, (projection,))
+                # What a batch reads next (where it stands in each partition, which aggregates wait
+                # behind a dead letter) travels with the lock: one round trip for the three.
+                ahead = {(sql, tuple(params)): conn.execute(sql, params)  # type: ignore[arg-type]
+                         for sql, params in (partitions_query("%s", projection), blocked_query("%s", projection))}
+                tx = _locked(make, _executor(conn, ahead), lock.fetchone())
+                yield tx
+                _write_tracking(conn, projection, tx)
+                conn.execute("COMMIT")
+        finally:
+            try:
+                # Whatever failed (a handler, a statement), nothing of the batch stays.
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    conn.execute("ROLLBACK")
+                conn.autocommit = False  # as the pool's other users expect it
+            except psycopg.Error:
+                conn.close()  # broken: the pool replaces it (never hands it out in autocommit mode)
+
+
+_LOCK_TRACKING_ROW = "SELECT position, commits FROM projection_tracking WHERE name = %s FOR UPDATE"
+
+
+def _locked(make: Callable[[Execute, int], T], execute: Execute, row: Any) -> T:
+    """The batch's transaction, standing where the locked tracking row says."""
+    tx = make(execute, row["position"] if row else 0)
+    tx.commits = row["commits"] if row else 0  # type: ignore[attr-defined]
+    return tx
+
+
+def _write_tracking(conn: psycopg.Connection[Any], projection: str, tx: Any) -> None:
+    update = tracking_update("%s", projection, tx.new_position, tx.numbered)
+    if update is not None:
+        conn.execute(*update)
 
 
 @contextmanager
@@ -91,6 +141,23 @@ def tracked_commits(pool: ConnectionPool[psycopg.Connection[Any]], projection: s
     return (row["position"], row["commits"]) if row else (0, 0)
 
 
+# When each pooled connection last came back from a use that worked (a broken one is not returned).
+_returned_at: WeakKeyDictionary[psycopg.Connection[Any], float] = WeakKeyDictionary()
+# A connection back from a use this recently is not checked again: the check is a round trip on
+# every checkout (each projection batch, each position a read reports). One idle longer is checked:
+# its server may have restarted, or dropped it, meanwhile.
+_CHECK_AFTER_IDLE_SECONDS = 1.0
+
+
+def _note_returned(conn: psycopg.Connection[Any]) -> None:
+    _returned_at[conn] = time.monotonic()
+
+
+def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
+    if time.monotonic() - _returned_at.get(conn, float("-inf")) > _CHECK_AFTER_IDLE_SECONDS:
+        ConnectionPool.check_connection(conn)
+
+
 class PostgresReadModelStore(SqlCopies):
     dialect = POSTGRES
 
@@ -102,7 +169,8 @@ class PostgresReadModelStore(SqlCopies):
             timeout=timeout,
             kwargs={"row_factory": dict_row, "connect_timeout": 2},
             # A connection that died with its server is found on checkout, not mid-request.
-            check=ConnectionPool.check_connection,
+            check=_check_if_idle,
+            reset=_note_returned,
             open=True,
             name="taskflow-readmodels",
         )

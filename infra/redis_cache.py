@@ -196,9 +196,19 @@ class TouchRecorder:
         self._touch(table, key)
 
     def final_rows(self) -> WrittenRows:
-        """At the end of the batch: the touched rows as the transaction will commit them, and the
-        commit's number (taking one: the commit then counts it, see ``NumberedCommits``)."""
-        rows = [(table, key, self.tx.get(table, key)) for table, key in self.touched.values()]
+        """At the end of the batch: the touched rows as the transaction will commit them (None
+        where deleted; one read per table where the transaction can read many keys at once, as the
+        SQL stores can), and the commit's number (taking one: the commit then counts it, see
+        ``NumberedCommits``)."""
+        get_each = getattr(self.tx, "get_each", None)
+        if get_each is None:
+            rows = [(table, key, self.tx.get(table, key)) for table, key in self.touched.values()]
+        else:
+            by_table: dict[str, tuple[Table, list[dict[str, Any]]]] = {}
+            for table, key in self.touched.values():
+                by_table.setdefault(table.name, (table, []))[1].append(key)
+            rows = [(table, key, row) for table, keys in by_table.values()
+                    for key, row in zip(keys, get_each(table, keys), strict=True)]
         return WrittenRows(self.tx.number_commit(), rows)  # type: ignore[attr-defined]
 
 

@@ -3,6 +3,7 @@ than the position a read reports, across crashes between commit and write-throug
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -11,6 +12,7 @@ from commands.models import UpdateTask
 from domain.task import Task
 from infra.composition import build_system
 from infra.redis_cache import CachedReader, RowCache
+from projections.projects import PROJECT_MEMBERS, PROJECTS
 from projections.tasks import TASKS
 from tests.conftest import embedded_settings
 from tests.integration.history import ctx, generate_history
@@ -99,3 +101,26 @@ def test_a_readers_fill_never_overwrites_a_newer_write_through(production):
     generation = production.reader.cache.lookup("tasks", TASKS, key).generation
     production.reader.cache.fill("tasks", generation, TASKS, key, old_row)  # a slow reader arriving late with an old copy
     assert production.reader.get(TASKS, key)["title"] == "Newer"
+
+
+def test_one_batch_writes_through_every_row_it_touched_in_every_table_deleted_rows_as_absent(production):
+    # One batch: a project, members added (a two-column key) and one removed (a deleted row), tasks.
+    generate_history(production.app, users=3, projects=2, tasks=5, changes=0)
+    catch_up(production)
+    project_id = production.store.find(PROJECTS, {})[0]["id"]
+    members = production.store.find(PROJECT_MEMBERS, {"project_id": project_id})
+    owner = next(m for m in members if m["role"] == "owner")
+    leaving = next(m for m in members if m["role"] != "owner")
+    production.app.remove_member(uuid.UUID(project_id), uuid.UUID(leaving["user_id"]),
+                                 ctx(uuid.UUID(owner["user_id"]), 99))
+    catch_up(production)
+
+    cache = production.reader.cache
+    for projection, table in (("projects", PROJECTS), ("projects", PROJECT_MEMBERS), ("tasks", TASKS)):
+        for row in production.store.find(table, {}):
+            key = {k: row[k] for k in table.primary_key}
+            _, cached = cache.lookup(projection, table, key)
+            assert cached is not None and json.loads(cached) == row, (table.name, key)  # written through, not filled
+    gone = {"project_id": project_id, "user_id": leaving["user_id"]}
+    assert cache.lookup("projects", PROJECT_MEMBERS, gone)[1] == "null"  # the deletion, written through
+    assert production.reader.get(PROJECT_MEMBERS, gone) is None
