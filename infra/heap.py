@@ -8,7 +8,7 @@ left out of every later collection, which then walks only what the process alloc
 
 Used by the API processes only. Processes running Kafka consumers (`taskflow project`, `relay`,
 `serve`) are left as they were: while the benchmark's projector froze its heap (and started no
-event-store listener), 7 of its 20 starts had one consumer never join its group, against 1 of 19
+event-store listener), 7 of its 20 starts had one consumer never join its group, against 2 of 22
 before; kafka-python's group join is where it stalls, why is not understood (docs/benchmarks.md).
 """
 

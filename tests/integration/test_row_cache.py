@@ -119,8 +119,8 @@ def test_one_batch_writes_through_every_row_it_touched_in_every_table_deleted_ro
     for projection, table in (("projects", PROJECTS), ("projects", PROJECT_MEMBERS), ("tasks", TASKS)):
         for row in production.store.find(table, {}):
             key = {k: row[k] for k in table.primary_key}
-            _, cached = cache.lookup(projection, table, key)
+            cached = cache.lookup(projection, table, key).value
             assert cached is not None and json.loads(cached) == row, (table.name, key)  # written through, not filled
     gone = {"project_id": project_id, "user_id": leaving["user_id"]}
-    assert cache.lookup("projects", PROJECT_MEMBERS, gone)[1] == "null"  # the deletion, written through
+    assert cache.lookup("projects", PROJECT_MEMBERS, gone).value == "null"  # the deletion, written through
     assert production.reader.get(PROJECT_MEMBERS, gone) is None
