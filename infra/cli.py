@@ -33,8 +33,7 @@ def _serve(settings: Settings, host: str, port: int, *, write: bool, read: bool,
         return 0
     system = build_system(settings)
     app = build_http_app(system, write=write, read=read, run_projector=projector)
-    if not projector:  # see infra/heap.py: not where Kafka consumers run
-        freeze_startup_heap()
+    freeze_startup_heap()  # see infra/heap.py
     where = f"http://{host}:{port}"
     print(f"TaskFlow listening on {where} (API docs: {where}/docs; data: {settings.data_dir.resolve()})",
           file=sys.stderr, flush=True)
@@ -51,6 +50,7 @@ def _until_stopped(settings: Settings, names: Sequence[str] | None, what: str) -
     import threading
 
     from infra.composition import build_system
+    from infra.heap import freeze_startup_heap
     from infra.logs import configure_logging
 
     configure_logging(settings.log_level)
@@ -65,6 +65,7 @@ def _until_stopped(settings: Settings, names: Sequence[str] | None, what: str) -
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    freeze_startup_heap()  # before the worker threads start: see infra/heap.py
     if what == "relay" and system.relay is not None:
         system.relay.start()
         running = f"relay to Kafka topic {settings.kafka_topic}"
@@ -72,7 +73,9 @@ def _until_stopped(settings: Settings, names: Sequence[str] | None, what: str) -
         system.projector.start()
         source = f"Kafka topic {settings.kafka_topic}" if settings.kafka_bootstrap_servers else "the event log"
         running = f"projector ({', '.join(r.name for r in system.projector.runners)}) from {source}"
-    if system.wakeup is not None:
+    # Kafka consumers wait on the topic: in their process the listener would wake nothing, yet take
+    # the interpreter's lock from the consumers' threads at every commit of every writer.
+    if system.wakeup is not None and (what == "relay" or not settings.kafka_bootstrap_servers):
         system.wakeup.start()
     print(f"TaskFlow {running} running; Ctrl-C stops it", file=sys.stderr, flush=True)
     stop.wait()

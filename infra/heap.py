@@ -6,10 +6,12 @@ wiring). A full (generation 2) collection walks all of them: about 80 ms on this
 benchmark run, start-up included, measured with ``gc.callbacks``). Frozen, those objects are
 left out of every later collection, which then walks only what the process allocated since.
 
-Used by the API processes only. Processes running Kafka consumers (`taskflow project`, `relay`,
-`serve`) are left as they were: while the benchmark's projector froze its heap (and started no
-event-store listener), 7 of its 20 starts had one consumer never join its group, against 2 of 22
-before; kafka-python's group join is where it stalls, why is not understood (docs/benchmarks.md).
+Used by every long-running process: the API workers, and `taskflow relay` / `taskflow project`
+before their threads start. The freeze was once backed out of the processes running Kafka
+consumers: in one series of benchmark runs on a heavily loaded machine, 7 of 20 starts had one
+consumer never join its group (2 of 22 without the freeze); since the group-join watchdog of
+``infra/kafka_consumer.py`` (``STUCK_JOIN_SECONDS``), none of 9 starts on the quiet machine stalled, and
+the end-to-end lag p99 went from 233-487 ms to 126-175 ms (docs/benchmarks.md).
 """
 
 from __future__ import annotations
