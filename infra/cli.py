@@ -70,6 +70,10 @@ def _until_stopped(settings: Settings, names: Sequence[str] | None, what: str) -
         system.relay.start()
         running = f"relay to Kafka topic {settings.kafka_topic}"
     else:
+        if settings.kafka_bootstrap_servers:  # its own process: restarted by its supervisor if stuck
+            from infra.kafka_consumer import STUCK_POLL_SECONDS
+
+            system.projector.exit_when_stuck(STUCK_POLL_SECONDS)
         system.projector.start()
         source = f"Kafka topic {settings.kafka_topic}" if settings.kafka_bootstrap_servers else "the event log"
         running = f"projector ({', '.join(r.name for r in system.projector.runners)}) from {source}"

@@ -29,6 +29,7 @@ batch is applied again without it, its partition moves past it in the same commi
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -61,6 +62,11 @@ DEFAULT_GROUP_PREFIX = "taskflow-projection-"
 # its session timeout and never notices: it keeps its old partitions and the group never splits
 # them). A join this old is taken for stuck: the worker reconnects as a new member.
 STUCK_JOIN_SECONDS = 15.0
+
+# `taskflow project` exits with this status (EX_SOFTWARE) when a worker is stuck inside kafka-python
+# (``KafkaProjector.exit_when_stuck``), after this long by default.
+EXIT_STUCK = 70
+STUCK_POLL_SECONDS = 120.0
 
 
 class _Assignments(ConsumerRebalanceListener):
@@ -116,6 +122,7 @@ class KafkaProjectionConsumer:
         self._uncommitted: dict[TopicPartition, int] = {}
         self._hinted = 0.0
         self._joining_since: float | None = None
+        self.last_progress = time.monotonic()  # when the worker's loop last came back from a poll
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         prepare_store(projection, store, cache)
@@ -292,6 +299,7 @@ class KafkaProjectionConsumer:
     # --- the background loop -----------------------------------------------------------------
     def start(self) -> None:
         self._stop.clear()
+        self.last_progress = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"kafka-{self.name}", daemon=True)
         self._thread.start()
 
@@ -309,6 +317,7 @@ class KafkaProjectionConsumer:
             while not self._stop.is_set():
                 try:
                     self.poll_once()
+                    self.last_progress = time.monotonic()
                     backoff = 0.0
                     continue
                 except ProjectionFailed as error:  # a handler failed on a backend: reported, retried slowly
@@ -321,6 +330,7 @@ class KafkaProjectionConsumer:
                                 extra={"projection": self.name, "error": repr(error)})
                     backoff = min(max(backoff * 2, 0.2), 2.0)
                     self.status.last_error = repr(error)
+                self.last_progress = time.monotonic()
                 self.status.state = "failing"
                 self._stop.wait(backoff)
         finally:
@@ -334,6 +344,16 @@ class KafkaProjector:
     def __init__(self, consumers: list[KafkaProjectionConsumer]):
         self.consumers = consumers
         self.runners = consumers
+        self._exit_when_stuck: float | None = None
+
+    def exit_when_stuck(self, seconds: float) -> None:
+        """In a process of its own (``taskflow project``): exit with EXIT_STUCK when a worker has
+        not come back from the Kafka client for ``seconds``, so that its supervisor restarts it.
+
+        kafka-python 3.0.12 sometimes never returns from a poll (a consumer looking up its group
+        coordinator without end while its IO thread spins); a thread cannot be interrupted, and
+        every read model commits its Kafka positions with its rows, so a restart loses nothing."""
+        self._exit_when_stuck = seconds
 
     def wake(self, position: int | None = None) -> None:
         """Nothing to wake: consumers wait on the topic, which the relay feeds."""
@@ -341,6 +361,20 @@ class KafkaProjector:
     def start(self) -> None:
         for consumer in self.consumers:
             consumer.start()
+        if self._exit_when_stuck is not None:
+            threading.Thread(target=self._watch, args=(self._exit_when_stuck,), name="kafka-watchdog",
+                             daemon=True).start()
+
+    def _watch(self, limit: float) -> None:
+        while True:
+            time.sleep(min(5.0, limit / 4))
+            for consumer in self.consumers:
+                stuck = time.monotonic() - consumer.last_progress
+                if not consumer._stop.is_set() and stuck > limit:
+                    log.critical("projection worker stuck inside the Kafka client; exiting to be restarted",
+                                 extra={"projection": consumer.name, "seconds": round(stuck)})
+                    logging.shutdown()
+                    os._exit(EXIT_STUCK)  # a normal exit would wait for the stuck thread
 
     def stop(self) -> None:
         for consumer in self.consumers:

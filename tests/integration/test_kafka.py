@@ -38,7 +38,7 @@ from tests.integration.test_projections import dump, reference
 from tests.services import fresh_postgres_database, service_url
 
 kafka = pytest.importorskip("kafka")
-from infra.kafka_consumer import KafkaProjectionConsumer  # noqa: E402
+from infra.kafka_consumer import EXIT_STUCK, KafkaProjectionConsumer  # noqa: E402
 from infra.kafka_relay import WATERMARK, decode_event, header  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -469,3 +469,35 @@ def test_a_read_with_the_writes_position_sees_the_write_through_kafka(system):
         assert again.json()["data"]["name"] == "Renamed"
     # Every projection (search too) was fed by Kafka, not by following the log.
     assert {r.name for r in consumers_of(system)} == {p.name for p in all_projections()} | {"search"}
+
+
+# --- a worker stuck inside kafka-python ----------------------------------------------------------
+
+STUCK_WORKER = """
+import sys, threading
+from infra.kafka_consumer import KafkaProjectionConsumer, KafkaProjector
+from infra.sqlite_readmodels import SQLiteReadModelStore
+from projections.registry import all_projections
+
+
+class NeverReturns(KafkaProjectionConsumer):
+    def poll_once(self, timeout_ms=200):  # as kafka-python's poll did, looking up its coordinator
+        threading.Event().wait()
+
+
+projection = next(p for p in all_projections() if p.name == "tasks")
+worker = NeverReturns(projection, SQLiteReadModelStore(sys.argv[1]), None, "127.0.0.1:1")
+projector = KafkaProjector([worker])
+projector.exit_when_stuck(float(sys.argv[2]))
+projector.start()
+threading.Event().wait(30)
+print("still running")
+"""
+
+
+def test_a_projector_process_whose_worker_never_comes_back_from_kafka_exits_to_be_restarted(tmp_path):
+    process = subprocess.run([sys.executable, "-c", STUCK_WORKER, str(tmp_path / "read.db"), "1"], cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
+    assert process.returncode == EXIT_STUCK, (process.returncode, process.stdout, process.stderr)
+    assert "stuck inside the Kafka client" in process.stderr
+    assert "still running" not in process.stdout
