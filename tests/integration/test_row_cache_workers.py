@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,16 +105,22 @@ def test_a_late_write_through_of_an_earlier_commit_does_not_leave_its_older_row(
     assert_never_older_than_reported(production, [x, y])
 
 
-def test_a_worker_killed_between_commit_and_write_through_leaves_no_stale_row(production, second_worker):
-    generate_history(production.app, tasks=3, changes=0)
-    catch_up(production)
-    x, y = two_tasks(production)
-    assert production.reader.get(TASKS, {"id": str(x.id)})["title"] != "Committed, never written through"
-    rename(production, x, "Committed, never written through")
+def a_worker_commits_and_dies_before_writing_through(production: Any, task: Task) -> None:
+    """``task`` renamed; a log worker in another process commits the rename, then is SIGKILLed
+    before writing it through (the rename was not cached before)."""
+    assert production.reader.get(TASKS, {"id": str(task.id)})["title"] != "Committed, never written through"
+    rename(production, task, "Committed, never written through")
     settings = production.settings
     kill_a_worker_between_commit_and_write_through("log", {
         "data_dir": str(settings.data_dir), "database_url": settings.database_url,
         "redis_url": settings.redis_url, "redis_prefix": settings.redis_prefix})
+
+
+def test_a_worker_killed_between_commit_and_write_through_leaves_no_stale_row(production, second_worker):
+    generate_history(production.app, tasks=3, changes=0)
+    catch_up(production)
+    x, y = two_tasks(production)
+    a_worker_commits_and_dies_before_writing_through(production, x)
     assert production.store.get(TASKS, {"id": str(x.id)})["title"] == "Committed, never written through"
     rename(production, y, "Later")  # the surviving worker's next batch touches another row
     assert second_worker.step()
@@ -139,12 +146,7 @@ def test_a_log_follower_realigns_the_cache_when_another_died_before_writing_thro
     generate_history(production.app, tasks=3, changes=0)
     catch_up(production)
     x, y = two_tasks(production)
-    assert production.reader.get(TASKS, {"id": str(x.id)})["title"] != "Committed, never written through"
-    rename(production, x, "Committed, never written through")
-    settings = production.settings
-    kill_a_worker_between_commit_and_write_through("log", {
-        "data_dir": str(settings.data_dir), "database_url": settings.database_url,
-        "redis_url": settings.redis_url, "redis_prefix": settings.redis_prefix})
+    a_worker_commits_and_dies_before_writing_through(production, x)
     assert production.reader.position("tasks") < production.store.position("tasks")
     # Nothing new comes: the survivor, caught up, waits a grace period for the write-through.
     second_worker.write_through_grace_seconds = 0.5
