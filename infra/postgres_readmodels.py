@@ -32,6 +32,9 @@ from infra.sql_readmodels import (
     migrate_tracking,
     query_rows,
     read_model_layout,
+    read_tracking,
+    tracking_from,
+    tracking_query,
     tracking_update,
 )
 from projections.operations import DeadLetter
@@ -76,7 +79,8 @@ def tracked_transaction(
     explicit BEGIN/COMMIT in autocommit mode."""
     if not pipeline:
         with pool.connection() as conn, conn.transaction():
-            tx = _locked(make, _executor(conn), conn.execute(_LOCK_TRACKING_ROW, (projection,)).fetchone())
+            execute = _executor(conn)
+            tx = _locked(make, execute, read_tracking(execute, POSTGRES, projection, lock=True))
             yield tx
             _write_tracking(conn, projection, tx)
         return
@@ -85,12 +89,12 @@ def tracked_transaction(
         try:
             with conn.pipeline():
                 conn.execute("BEGIN")
-                lock = conn.execute(_LOCK_TRACKING_ROW, (projection,))
+                lock = conn.execute(*tracking_query(POSTGRES, projection, lock=True))  # type: ignore[arg-type]
                 # What a batch reads next (where it stands in each partition, which aggregates wait
                 # behind a dead letter) travels with the lock: one round trip for the three.
                 ahead = {(sql, tuple(params)): conn.execute(sql, params)  # type: ignore[arg-type]
                          for sql, params in (partitions_query("%s", projection), blocked_query("%s", projection))}
-                tx = _locked(make, _executor(conn, ahead), lock.fetchone())
+                tx = _locked(make, _executor(conn, ahead), tracking_from(lock.fetchall()))
                 yield tx
                 _write_tracking(conn, projection, tx)
                 conn.execute("COMMIT")
@@ -104,13 +108,11 @@ def tracked_transaction(
                 conn.close()  # broken: the pool replaces it (never hands it out in autocommit mode)
 
 
-_LOCK_TRACKING_ROW = "SELECT position, commits FROM projection_tracking WHERE name = %s FOR UPDATE"
-
-
-def _locked(make: Callable[[Execute, int], T], execute: Execute, row: Any) -> T:
-    """The batch's transaction, standing where the locked tracking row says."""
-    tx = make(execute, row["position"] if row else 0)
-    tx.commits = row["commits"] if row else 0  # type: ignore[attr-defined]
+def _locked(make: Callable[[Execute, int], T], execute: Execute, tracking: tuple[int, int]) -> T:
+    """The batch's transaction, standing where the locked tracking row (position, commits) says."""
+    position, commits = tracking
+    tx = make(execute, position)
+    tx.commits = commits
     return tx
 
 
@@ -128,17 +130,13 @@ def write_connection(pool: ConnectionPool[psycopg.Connection[Any]]) -> Iterator[
 
 
 def tracked_position(pool: ConnectionPool[psycopg.Connection[Any]], projection: str) -> int:
-    with pool.connection() as conn:
-        row = conn.execute("SELECT position FROM projection_tracking WHERE name = %s", (projection,)).fetchone()
-    return row["position"] if row else 0
+    return tracked_commits(pool, projection)[0]
 
 
 def tracked_commits(pool: ConnectionPool[psycopg.Connection[Any]], projection: str) -> tuple[int, int]:
     """(position, numbered commits) of a projection, read together."""
     with pool.connection() as conn:
-        row = conn.execute("SELECT position, commits FROM projection_tracking WHERE name = %s",
-                           (projection,)).fetchone()
-    return (row["position"], row["commits"]) if row else (0, 0)
+        return read_tracking(_executor(conn), POSTGRES, projection)
 
 
 # When each pooled connection last came back from a use that worked (a broken one is not returned).

@@ -79,8 +79,6 @@ REBUILDS_DDL = (
 )
 
 
-
-
 def migrate_tracking(execute: Execute, dialect: Dialect) -> None:
     """Add ``projection_tracking.commits`` to a database made before it (see ``NumberedCommits``);
     the caller serialises this across processes (a lock, a write transaction)."""
@@ -106,6 +104,22 @@ class NumberedCommits:
         """This transaction's commit will be counted: its number."""
         self.numbered = True
         return self.commits + 1
+
+
+def tracking_query(dialect: Dialect, projection: str, *, lock: bool = False) -> tuple[str, list[Any]]:
+    """The read of a projection's tracking row (``lock``: held for the caller's transaction)."""
+    return (f"SELECT position, commits FROM projection_tracking WHERE name = {dialect.placeholder}"
+            f"{dialect.lock_row if lock else ''}", [projection])
+
+
+def tracking_from(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+    """(position, numbered commits) from the rows of ``tracking_query`` (none yet: (0, 0))."""
+    return (int(rows[0]["position"]), int(rows[0]["commits"])) if rows else (0, 0)
+
+
+def read_tracking(execute: Execute, dialect: Dialect, projection: str, *, lock: bool = False) -> tuple[int, int]:
+    """(position, numbered commits) of a projection, read together."""
+    return tracking_from(execute(*tracking_query(dialect, projection, lock=lock)))
 
 
 def tracking_update(p: str, projection: str, position: int | None, numbered: bool) -> tuple[str, list[Any]] | None:

@@ -24,6 +24,7 @@ from infra.sql_readmodels import (
     migrate_tracking,
     query_rows,
     read_model_layout,
+    read_tracking,
     SqlLayout,
     tracking_update,
 )
@@ -84,17 +85,12 @@ class SQLiteFile:
             conn = self._local.conn = _connect(self.path)
         return conn
 
-    @staticmethod
-    def _tracking(conn: sqlite3.Connection, projection: str) -> tuple[int, int]:
-        row = conn.execute("SELECT position, commits FROM projection_tracking WHERE name = ?", (projection,)).fetchone()
-        return (row["position"], row["commits"]) if row else (0, 0)
-
     def position(self, projection: str) -> int:
-        return self._tracking(self._reader(), projection)[0]
+        return self.tracking(projection)[0]
 
     def tracking(self, projection: str) -> tuple[int, int]:
         """(position, numbered commits) of a projection, read together."""
-        return self._tracking(self._reader(), projection)
+        return read_tracking(_executor(self._reader()), SQLITE, projection)
 
     def ping(self) -> None:
         self._reader().execute("SELECT 1").fetchone()
@@ -119,8 +115,9 @@ class SQLiteFile:
         """A projection's write transaction: its rows and its new position commit together.
         ``names``: write these tables under other names (a rebuild's copy)."""
         with self._write_lock, _write_transaction(self._writer):
-            position, commits = self._tracking(self._writer, projection)
-            tx = self.new_transaction(_executor(self._writer), projection, position, names)
+            execute = _executor(self._writer)
+            position, commits = read_tracking(execute, SQLITE, projection)
+            tx = self.new_transaction(execute, projection, position, names)
             tx.commits = commits
             yield tx
             update = tracking_update("?", projection, tx.new_position, tx.numbered)
