@@ -166,13 +166,17 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
     cache = RowCache(redis_client, settings.redis_prefix) if redis_client else None
     search = _search_store(settings, store)
     kafka = settings.kafka_bootstrap_servers
+
+    def store_of(projection: Projection) -> Any:
+        return search if isinstance(projection, SearchProjection) else store
+
+    def cache_of(projection: Projection) -> RowCache | None:
+        """The row cache, for the relational projections that use it (search has no rows to cache)."""
+        return cache if projection.row_cache and not isinstance(projection, SearchProjection) else None
+
     # With Kafka every projection (search too: its stores track partitions) consumes the topic.
     follow = [] if kafka else run
-    runners = [
-        ProjectionRunner(p, search, app.recorder, app.mapper) if isinstance(p, SearchProjection)
-        else ProjectionRunner(p, store, app.recorder, app.mapper, cache=cache if p.row_cache else None)
-        for p in follow
-    ]
+    runners = [ProjectionRunner(p, store_of(p), app.recorder, app.mapper, cache=cache_of(p)) for p in follow]
     projector: Projector | KafkaProjector = Projector(runners, poll_interval=settings.projector_poll_seconds)
     relay: KafkaRelay | None = None
     kafka_check: KafkaCheck | None = None
@@ -181,13 +185,9 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
         from infra.kafka_relay import KafkaCheck, KafkaRelay
 
         consumers = [
-            KafkaProjectionConsumer(p, search, app.mapper, kafka, topic=settings.kafka_topic,
-                                    partitions=settings.kafka_partitions, group_prefix=settings.kafka_group_prefix)
-            if isinstance(p, SearchProjection)
-            else KafkaProjectionConsumer(p, store, app.mapper, kafka, topic=settings.kafka_topic,
-                                         partitions=settings.kafka_partitions,
-                                         group_prefix=settings.kafka_group_prefix,
-                                         cache=cache if p.row_cache else None)
+            KafkaProjectionConsumer(p, store_of(p), app.mapper, kafka, topic=settings.kafka_topic,
+                                    partitions=settings.kafka_partitions, group_prefix=settings.kafka_group_prefix,
+                                    cache=cache_of(p))
             for p in run
         ]
         projector = KafkaProjector(consumers)
