@@ -122,7 +122,7 @@ class KafkaProjectionConsumer:
         self._uncommitted: dict[TopicPartition, int] = {}
         self._hinted = 0.0
         self._joining_since: float | None = None
-        self.last_progress = time.monotonic()  # when the worker's loop last came back from a poll
+        self.last_progress = time.monotonic()  # when the worker's loop last began a poll
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         prepare_store(projection, store, cache)
@@ -315,9 +315,9 @@ class KafkaProjectionConsumer:
         backoff = 0.0
         try:
             while not self._stop.is_set():
+                self.last_progress = time.monotonic()
                 try:
                     self.poll_once()
-                    self.last_progress = time.monotonic()
                     backoff = 0.0
                     continue
                 except ProjectionFailed as error:  # a handler failed on a backend: reported, retried slowly
@@ -330,7 +330,6 @@ class KafkaProjectionConsumer:
                                 extra={"projection": self.name, "error": repr(error)})
                     backoff = min(max(backoff * 2, 0.2), 2.0)
                     self.status.last_error = repr(error)
-                self.last_progress = time.monotonic()
                 self.status.state = "failing"
                 self._stop.wait(backoff)
         finally:
