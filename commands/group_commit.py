@@ -15,6 +15,7 @@ per batch lifts that cap while keeping every guarantee:
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import queue
 import threading
@@ -135,9 +136,17 @@ class GroupCommitter:
         return getattr(self._local, "uow", None)
 
     def submit(self, ctx: CommandContext, decide: Decide) -> Any:
+        """Run a command in the next batch and wait for its outcome (blocks this thread)."""
         job = Job(ctx, decide)
         self._queue.put(job)
         return job.future.result()
+
+    async def submit_async(self, ctx: CommandContext, decide: Decide) -> Any:
+        """The same, awaited on an event loop: no thread is parked per waiting command, so an
+        async route hands its command straight from the event loop to the writer."""
+        job = Job(ctx, decide)
+        self._queue.put(job)
+        return await asyncio.wrap_future(job.future)
 
     def stop(self) -> None:
         self._queue.put(None)
@@ -148,7 +157,7 @@ class GroupCommitter:
             first = self._queue.get()
             if first is None:
                 return
-            jobs = [first]
+            jobs = [first] if first.future.set_running_or_notify_cancel() else []
             while len(jobs) < self.max_batch:
                 try:
                     job = self._queue.get_nowait()
@@ -157,7 +166,13 @@ class GroupCommitter:
                 if job is None:
                     self._queue.put(None)
                     break
-                jobs.append(job)
+                # A job whose caller gave up before the batch began (its awaiting task was
+                # cancelled) is not run; one taken can no longer be cancelled, so its outcome is
+                # always delivered.
+                if job.future.set_running_or_notify_cancel():
+                    jobs.append(job)
+            if not jobs:
+                continue
             try:
                 self._commit(jobs)
             except BaseException as error:  # never leave a caller waiting

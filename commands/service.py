@@ -1,13 +1,20 @@
 """The application service: one method per command.
 
-Each method loads the aggregates it needs, lets them decide, stamps the new events with the
-command's metadata and appends them in one atomic save. A concurrent write to the same aggregate
-makes the save fail with IntegrityError; without If-Match the whole command is re-run on fresh
-state (so nothing is lost and the client never sees the race), with If-Match it becomes a 412.
+Each method checks its input and returns a ``Command``: how it decides (load the aggregates it
+needs, let them decide) when it runs. ``execute`` (blocking) or ``execute_async`` (awaited on an
+event loop) runs it: the new events are stamped with the command's metadata and appended in one
+atomic save. A concurrent write to the same aggregate makes the save fail with IntegrityError;
+without If-Match the whole command is re-run on fresh state (so nothing is lost and the client
+never sees the race), with If-Match it becomes a 412.
+
+A command method does no I/O itself (everything that reads the store is in ``decide``), so an
+async route can call it on the event loop; the two that hash a password are CPU-heavy and are
+called from a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -21,7 +28,7 @@ from eventsourcing.persistence import IntegrityError, Recording
 from pydantic.alias_generators import to_camel
 
 from commands.context import CommandContext
-from commands.group_commit import GroupCommitter, UnitOfWork
+from commands.group_commit import Decide, GroupCommitter, UnitOfWork
 from commands.models import (
     AddComment,
     AddMember,
@@ -47,6 +54,15 @@ from domain.user import User, normalise_email
 A = TypeVar("A", bound=Aggregate)
 MAX_ATTEMPTS = 8
 NOT_NULLABLE = ("title", "description", "priority", "status", "assignee_ids", "labels", "name")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A checked command, ready to run: its metadata, and how it decides (returns its target and
+    the aggregates it changed) against the state current when it runs."""
+
+    ctx: CommandContext
+    decide: Decide
 
 
 @dataclass(frozen=True)
@@ -115,12 +131,19 @@ class TaskFlowApplication(Application[UUID]):
         """The new events of the changed aggregates, carrying the command's metadata."""
         return stamped([e for agg in changed for e in agg.collect_events()], ctx.metadata())
 
-    def _execute(self, ctx: CommandContext, decide: Callable[[], tuple[Any, Sequence[Any]]]) -> Written:
+    def execute(self, command: Command) -> Written:
+        """Run a command and wait for its outcome (blocks the calling thread)."""
         if self.group_committer is not None and self._unit_of_work() is None:
-            return self.group_committer.submit(ctx, decide)
-        return self.execute_alone(ctx, decide)
+            return self.group_committer.submit(command.ctx, command.decide)
+        return self.execute_alone(command.ctx, command.decide)
 
-    def execute_alone(self, ctx: CommandContext, decide: Callable[[], tuple[Any, Sequence[Any]]]) -> Written:
+    async def execute_async(self, command: Command) -> Written:
+        """Run a command from an event loop without blocking it."""
+        if self.group_committer is not None:
+            return await self.group_committer.submit_async(command.ctx, command.decide)
+        return await asyncio.to_thread(self.execute_alone, command.ctx, command.decide)
+
+    def execute_alone(self, ctx: CommandContext, decide: Decide) -> Written:
         """Run ``decide`` (load, check, mutate) and save; re-run it on a concurrent write."""
         for attempt in range(MAX_ATTEMPTS):
             target, changed = decide()
@@ -151,7 +174,7 @@ class TaskFlowApplication(Application[UUID]):
         return project
 
     # --- users --------------------------------------------------------------------------------
-    def register_user(self, cmd: RegisterUser, ctx: CommandContext) -> Written:
+    def register_user(self, cmd: RegisterUser, ctx: CommandContext) -> Command:
         email = normalise_email(str(cmd.email))
         password_hash = self.hasher.hash(cmd.password)
 
@@ -161,7 +184,7 @@ class TaskFlowApplication(Application[UUID]):
             user = User.register(email=email, name=cmd.name, password_hash=password_hash)
             return user, [EmailIndex(email=email, user_id=user.id), user]
 
-        return self._execute(ctx, decide)
+        return Command(ctx, decide)
 
     def find_user_by_email(self, email: str) -> User | None:
         try:
@@ -179,7 +202,7 @@ class TaskFlowApplication(Application[UUID]):
     def get_user(self, user_id: UUID) -> User:
         return self.load(user_id, User, "user")
 
-    def update_user(self, user_id: UUID, cmd: UpdateUser, ctx: CommandContext) -> Written:
+    def update_user(self, user_id: UUID, cmd: UpdateUser, ctx: CommandContext) -> Command:
         _require_not_null(cmd.given())
         password_hash = self.hasher.hash(cmd.password) if cmd.password else None
 
@@ -191,17 +214,17 @@ class TaskFlowApplication(Application[UUID]):
                 user.change_password(password_hash)
             return user, [user]
 
-        return self._execute(ctx, decide)
+        return Command(ctx, decide)
 
-    def deactivate_user(self, user_id: UUID, ctx: CommandContext) -> Written:
+    def deactivate_user(self, user_id: UUID, ctx: CommandContext) -> Command:
         def decide() -> tuple[User, list[Aggregate]]:
             user = self._user_for_self_or_admin(user_id, ctx)
             user.deactivate()
             return user, [user]
 
-        return self._execute(ctx, decide)
+        return Command(ctx, decide)
 
-    def grant_role(self, email: str, role: str, ctx: CommandContext) -> Written:
+    def grant_role(self, email: str, role: str, ctx: CommandContext) -> Command:
         def decide() -> tuple[User, list[Aggregate]]:
             user = self.find_user_by_email(email)
             if user is None:
@@ -209,7 +232,7 @@ class TaskFlowApplication(Application[UUID]):
             user.grant_role(role)
             return user, [user]
 
-        return self._execute(ctx, decide)
+        return Command(ctx, decide)
 
     def _user_for_self_or_admin(self, user_id: UUID, ctx: CommandContext) -> User:
         user = self.load(user_id, User, "user")
@@ -219,68 +242,67 @@ class TaskFlowApplication(Application[UUID]):
         return user
 
     # --- projects -----------------------------------------------------------------------------
-    def create_project(self, cmd: CreateProject, ctx: CommandContext) -> Written:
+    def create_project(self, cmd: CreateProject, ctx: CommandContext) -> Command:
         def decide() -> tuple[Project, list[Aggregate]]:
             project = Project.create(_actor(ctx), cmd.name, cmd.description, cmd.key)
             return project, [project]
 
-        return self._execute(ctx, decide)
+        return Command(ctx, decide)
 
     def get_project(self, project_id: UUID, ctx: CommandContext) -> Project:
         return self._project_for(project_id, ctx, Permission.READ)
 
     def _change_project(
         self, project_id: UUID, ctx: CommandContext, permission: Permission, change: Callable[[Project], None]
-    ) -> Written:
+    ) -> Command:
         def decide() -> tuple[Project, list[Aggregate]]:
             project = self._project_for(project_id, ctx, permission)
             self._check_version(project, ctx)
             change(project)
             return project, [project]
 
-        return self._execute(ctx, decide)
+        return Command(ctx, decide)
 
-    def update_project(self, project_id: UUID, cmd: UpdateProject, ctx: CommandContext) -> Written:
+    def update_project(self, project_id: UUID, cmd: UpdateProject, ctx: CommandContext) -> Command:
         _require_not_null(cmd.given())
         return self._change_project(
             project_id, ctx, Permission.MANAGE_PROJECT,
             lambda p: p.update(name=cmd.name, description=cmd.description),
         )
 
-    def change_workflow(self, project_id: UUID, cmd: ChangeWorkflow, ctx: CommandContext) -> Written:
+    def change_workflow(self, project_id: UUID, cmd: ChangeWorkflow, ctx: CommandContext) -> Command:
         statuses = [s.model_dump() for s in cmd.statuses]
         return self._change_project(
             project_id, ctx, Permission.MANAGE_PROJECT, lambda p: p.change_workflow(statuses)
         )
 
-    def archive_project(self, project_id: UUID, ctx: CommandContext) -> Written:
+    def archive_project(self, project_id: UUID, ctx: CommandContext) -> Command:
         return self._change_project(project_id, ctx, Permission.MANAGE_PROJECT, Project.archive)
 
-    def restore_project(self, project_id: UUID, ctx: CommandContext) -> Written:
+    def restore_project(self, project_id: UUID, ctx: CommandContext) -> Command:
         return self._change_project(project_id, ctx, Permission.MANAGE_PROJECT, Project.restore)
 
-    def delete_project(self, project_id: UUID, ctx: CommandContext) -> Written:
+    def delete_project(self, project_id: UUID, ctx: CommandContext) -> Command:
         return self._change_project(project_id, ctx, Permission.DELETE_PROJECT, Project.delete)
 
-    def add_member(self, project_id: UUID, cmd: AddMember, ctx: CommandContext) -> Written:
-        # The new member must be a real, active user.
-        user = self.load(cmd.user_id, User, "user")
-        if not user.active:
-            raise Conflict("user is deactivated")
-        return self._change_project(
-            project_id, ctx, Permission.MANAGE_MEMBERS,
-            lambda p: p.add_member(_actor(ctx), cmd.user_id, cmd.role, is_admin=ctx.is_admin),
-        )
+    def add_member(self, project_id: UUID, cmd: AddMember, ctx: CommandContext) -> Command:
+        def add(project: Project) -> None:
+            # The new member must be a real, active user.
+            if not self.load(cmd.user_id, User, "user").active:
+                raise Conflict("user is deactivated")
+            project.add_member(_actor(ctx), cmd.user_id, cmd.role, is_admin=ctx.is_admin)
+
+        return self._change_project(project_id, ctx, Permission.MANAGE_MEMBERS, add)
 
     def change_member_role(
         self, project_id: UUID, user_id: UUID, cmd: ChangeMemberRole, ctx: CommandContext
-    ) -> Written:
+    ) -> Command:
         return self._change_project(
             project_id, ctx, Permission.MANAGE_MEMBERS,
             lambda p: p.change_member_role(_actor(ctx), user_id, cmd.role, is_admin=ctx.is_admin),
         )
 
-    def remove_member(self, project_id: UUID, user_id: UUID, ctx: CommandContext) -> Written:
+    def remove_member(self, project_id: UUID, user_id: UUID, ctx: CommandContext) -> Command:
         # Anyone may leave a project; removing someone else needs the right to manage members.
         permission = Permission.READ if user_id == ctx.actor_id else Permission.MANAGE_MEMBERS
         return self._change_project(
@@ -289,7 +311,7 @@ class TaskFlowApplication(Application[UUID]):
         )
 
     # --- tasks --------------------------------------------------------------------------------
-    def create_task(self, project_id: UUID, cmd: CreateTask, ctx: CommandContext) -> Written:
+    def create_task(self, project_id: UUID, cmd: CreateTask, ctx: CommandContext) -> Command:
         def decide() -> tuple[Task, list[Aggregate]]:
             project = self._project_for(project_id, ctx, Permission.WRITE_TASKS)
             parent = None
@@ -314,7 +336,7 @@ class TaskFlowApplication(Application[UUID]):
             )
             return task, [task]
 
-        return self._execute(ctx, decide)
+        return Command(ctx, decide)
 
     def get_task(self, task_id: UUID, ctx: CommandContext, permission: Permission = Permission.READ) -> tuple[Task, Project]:
         task = self.load(task_id, Task, "task")
@@ -323,7 +345,7 @@ class TaskFlowApplication(Application[UUID]):
             raise NotFound("task not found")
         return task, project
 
-    def update_task(self, task_id: UUID, cmd: UpdateTask, ctx: CommandContext) -> Written:
+    def update_task(self, task_id: UUID, cmd: UpdateTask, ctx: CommandContext) -> Command:
         given = cmd.given()
         _require_not_null(given)
         fields = {k: _iso(v) for k, v in given.items() if k not in ("status", "assignee_ids")}
@@ -344,9 +366,9 @@ class TaskFlowApplication(Application[UUID]):
                     task.assign(project, user_id)
             return task, [task]
 
-        return self._execute(ctx, decide)
+        return Command(ctx, decide)
 
-    def delete_task(self, task_id: UUID, ctx: CommandContext) -> Written:
+    def delete_task(self, task_id: UUID, ctx: CommandContext) -> Command:
         def decide() -> tuple[Task, list[Aggregate]]:
             task, project = self.get_task(task_id, ctx, Permission.WRITE_TASKS)
             project.require_open_for_tasks()
@@ -354,19 +376,19 @@ class TaskFlowApplication(Application[UUID]):
             task.delete()
             return task, [task]
 
-        return self._execute(ctx, decide)
+        return Command(ctx, decide)
 
     # --- comments -----------------------------------------------------------------------------
-    def add_comment(self, task_id: UUID, cmd: AddComment, ctx: CommandContext) -> Written:
+    def add_comment(self, task_id: UUID, cmd: AddComment, ctx: CommandContext) -> Command:
         def decide() -> tuple[Comment, list[Aggregate]]:
             task, project = self.get_task(task_id, ctx, Permission.WRITE_TASKS)
             project.require_open_for_tasks()
             comment = Comment.add(task.id, project.id, _actor(ctx), cmd.body)
             return comment, [comment]
 
-        return self._execute(ctx, decide)
+        return Command(ctx, decide)
 
-    def _change_comment(self, comment_id: UUID, ctx: CommandContext, change: Callable[[Comment], None]) -> Written:
+    def _change_comment(self, comment_id: UUID, ctx: CommandContext, change: Callable[[Comment], None]) -> Command:
         def decide() -> tuple[Comment, list[Aggregate]]:
             comment = self.load(comment_id, Comment, "comment")
             # Authorising on the project first keeps a non-member from learning the comment exists.
@@ -378,12 +400,12 @@ class TaskFlowApplication(Application[UUID]):
             change(comment)
             return comment, [comment]
 
-        return self._execute(ctx, decide)
+        return Command(ctx, decide)
 
-    def edit_comment(self, comment_id: UUID, cmd: EditComment, ctx: CommandContext) -> Written:
+    def edit_comment(self, comment_id: UUID, cmd: EditComment, ctx: CommandContext) -> Command:
         return self._change_comment(comment_id, ctx, lambda c: c.edit(_actor(ctx), cmd.body))
 
-    def delete_comment(self, comment_id: UUID, ctx: CommandContext) -> Written:
+    def delete_comment(self, comment_id: UUID, ctx: CommandContext) -> Command:
         return self._change_comment(comment_id, ctx, lambda c: c.delete(_actor(ctx)))
 
 

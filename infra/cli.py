@@ -94,7 +94,7 @@ def _grant_role(settings: Settings, email: str, role: str) -> int:
 
     system = build_system(settings)
     try:
-        result = system.app.grant_role(email, role, CommandContext.system("cli:users grant-role"))
+        result = system.app.execute(system.app.grant_role(email, role, CommandContext.system("cli:users grant-role")))
     except TaskFlowError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 1

@@ -152,8 +152,8 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
     )
     redis_client = connect_redis(settings.redis_url) if settings.redis_url else None
     state: SQLiteStateStore | RedisStateStore = (
-        RedisStateStore(redis_client, prefix=settings.redis_prefix) if redis_client
-        else SQLiteStateStore(data / "state.db")
+        RedisStateStore(settings.redis_url, prefix=settings.redis_prefix, client=redis_client)
+        if settings.redis_url else SQLiteStateStore(data / "state.db")
     )
     tokens = TokenService(
         _keys(settings),
@@ -269,6 +269,7 @@ def build_http_app(
             if system.wakeup is not None:
                 system.wakeup.start()
         yield
+        await system.state.aclose()
         if run_projector:
             if system.wakeup is not None:
                 system.wakeup.stop()

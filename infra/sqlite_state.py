@@ -3,6 +3,7 @@ idempotency keys and presence. Kept on disk (not in memory) so a restart does no
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
@@ -72,7 +73,11 @@ class SQLiteStateStore:
     def revoke_access(self, jti: str, expires_at: int) -> None:
         self._run("INSERT OR IGNORE INTO revoked_access (jti, expires_at) VALUES (?, ?)", (jti, expires_at))
 
-    def is_revoked(self, jti: str, sid: str) -> bool:
+    async def is_revoked(self, jti: str, sid: str) -> bool:
+        # A thread, not the event loop: the query may wait for the store's lock.
+        return await asyncio.to_thread(self._is_revoked, jti, sid)
+
+    def _is_revoked(self, jti: str, sid: str) -> bool:
         rows = self._run(
             "SELECT EXISTS (SELECT 1 FROM revoked_access WHERE jti = ?)"
             " OR NOT EXISTS (SELECT 1 FROM sessions WHERE sid = ? AND revoked = 0)",
@@ -172,6 +177,9 @@ class SQLiteStateStore:
 
     def ping(self) -> None:
         self._run("SELECT 1")
+
+    async def aclose(self) -> None:
+        """Nothing is bound to an event loop here."""
 
     def close(self) -> None:
         self._conn.close()

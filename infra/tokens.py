@@ -36,7 +36,8 @@ class TokenState(Protocol):
 
     def revoke_user_sessions(self, user_id: str) -> None: ...
 
-    def is_revoked(self, jti: str, sid: str) -> bool: ...
+    async def is_revoked(self, jti: str, sid: str) -> bool:
+        """Asked on every authenticated request, from the event loop: it must not block it."""
 
 
 class TokenService:
@@ -84,8 +85,7 @@ class TokenService:
     def refresh(self, refresh_token: str, find_user: Callable[[UUID], UserClaims | None]) -> dict[str, Any]:
         claims = self._decode(refresh_token, "refresh")
         now = int(self.clock())
-        if self.state.is_revoked(claims["jti"], claims["sid"]):
-            raise Unauthenticated("refresh token has been revoked")
+        # A revoked, expired or unknown session is refused by the rotation below.
         user = find_user(UUID(claims["sub"]))
         if user is None or not user.active:
             self.state.revoke_session(claims["sid"])
@@ -144,9 +144,9 @@ class TokenService:
         except TaskFlowError:
             return None
 
-    def verify_access(self, token: str) -> Principal:
+    async def verify_access(self, token: str) -> Principal:
         claims = self._decode(token, "access")
-        if self.state.is_revoked(claims["jti"], claims["sid"]):
+        if await self.state.is_revoked(claims["jti"], claims["sid"]):
             raise Unauthenticated("token has been revoked")
         try:
             user_id = UUID(claims["sub"])

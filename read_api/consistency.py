@@ -46,7 +46,7 @@ def consistent(*projections: str) -> Callable[..., Coroutine[Any, Any, int]]:
         response: Response,
         minPosition: int | None = Query(None, ge=0, description="Wait until the read model has applied this position (same as the X-Consistency-Position header)."),  # noqa: N803
     ) -> int:
-        services = get_services(request)
+        services = await get_services(request)
         wanted = _min_position(request)
         position = _applied(services, projections)
         if wanted is not None and position < wanted:

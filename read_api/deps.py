@@ -17,7 +17,7 @@ from projections.store import ReadModelReader, ReadModelStore
 
 
 class AccessVerifier(Protocol):
-    def verify_access(self, token: str) -> Principal: ...
+    async def verify_access(self, token: str) -> Principal: ...
 
 
 class EventHistory(Protocol):
@@ -82,19 +82,19 @@ class ReadServices:
         return self.store.position(projection)
 
 
-def get_services(request: Request) -> ReadServices:
+async def get_services(request: Request) -> ReadServices:
     return request.app.state.read_services
 
 
 Services = Annotated[ReadServices, Depends(get_services)]
 
 
-def get_principal(request: Request, services: Services) -> Principal:
+async def get_principal(request: Request, services: Services) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("a bearer token is required")
-    return services.verifier.verify_access(token.strip())
+    return await services.verifier.verify_access(token.strip())
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]

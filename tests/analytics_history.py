@@ -72,15 +72,15 @@ def write_scenario(app: TaskFlowApplication, owner_id: UUID) -> Scenario:
 
     with event_clock() as clock:
         clock.at("03-01", "12:00")
-        s = Scenario(app.create_project(CreateProject(name="Analytics"), ctx()).aggregate.id)
+        s = Scenario(app.execute(app.create_project(CreateProject(name="Analytics"), ctx())).aggregate.id)
 
         def create(name: str, when: tuple[str, str], **fields: Any) -> None:
             clock.at(*when)
-            s.tasks[name] = app.create_task(s.project_id, CreateTask(title=f"Task {name}", **fields), ctx()).aggregate.id
+            s.tasks[name] = app.execute(app.create_task(s.project_id, CreateTask(title=f"Task {name}", **fields), ctx())).aggregate.id
 
         def update(name: str, when: tuple[str, str], **fields: Any) -> None:
             clock.at(*when)
-            app.update_task(s.tasks[name], UpdateTask(**fields), ctx())
+            app.execute(app.update_task(s.tasks[name], UpdateTask(**fields), ctx()))
 
         create("A", ("03-02", "09:00"), estimate=3)
         create("B", ("03-02", "10:00"), estimate=5)
@@ -99,12 +99,12 @@ def write_scenario(app: TaskFlowApplication, owner_id: UUID) -> Scenario:
         update("A", ("03-06", "09:00"), status="done")
         update("B", ("03-06", "10:00"), status="done")
         clock.at("03-06", "11:00")
-        app.delete_task(s.tasks["E"], ctx())
+        app.execute(app.delete_task(s.tasks["E"], ctx()))
         clock.at("03-09", "08:00")
         workflow = [{"name": "todo", "category": "todo"}, {"name": "in_progress", "category": "in_progress"},
                     {"name": "review", "category": "in_progress"}, {"name": "done", "category": "done"},
                     {"name": "cancelled", "category": "cancelled"}]
-        app.change_workflow(s.project_id, ChangeWorkflow.model_validate({"statuses": workflow}), ctx())
+        app.execute(app.change_workflow(s.project_id, ChangeWorkflow.model_validate({"statuses": workflow}), ctx()))
         create("F", ("03-09", "09:00"), estimate=2)
         update("F", ("03-09", "10:00"), status="in_progress")
         update("F", ("03-09", "16:00"), status="done")

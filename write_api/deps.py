@@ -23,7 +23,7 @@ class Tokens(Protocol):
 
     def refresh(self, refresh_token: str, find_user: Callable[[UUID], Any]) -> dict[str, Any]: ...
 
-    def verify_access(self, token: str) -> Principal: ...
+    async def verify_access(self, token: str) -> Principal: ...
 
     def logout(self, principal: Principal) -> None: ...
 
@@ -80,8 +80,8 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def get_principal(request: Request, services: Services) -> Principal:
-    return services.tokens.verify_access(bearer_token(request))
+async def get_principal(request: Request, services: Services) -> Principal:
+    return await services.tokens.verify_access(bearer_token(request))
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]

@@ -3,12 +3,14 @@ response again, and the command is not executed a second time."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from fastapi import Request, Response
+from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from domain.errors import InvalidInput
@@ -45,34 +47,43 @@ def _fingerprint(request: Request, payload: BaseModel | None) -> str:
     return digest.hexdigest()
 
 
-def run_idempotently(
+async def run_idempotently(
     request: Request,
     principal: Principal | None,
     store: IdempotencyStore,
     payload: BaseModel | None,
-    produce: Callable[[], Response],
+    produce: Callable[[], Awaitable[Response]],
 ) -> Response:
     key = request.headers.get("idempotency-key")
     if key is None:
-        return produce()
+        return await produce()
     if not key.strip() or len(key) > MAX_KEY_LENGTH:
         raise InvalidInput.on("Idempotency-Key", f"must be 1-{MAX_KEY_LENGTH} characters")
     # Anonymous requests (registration) are scoped by the key alone.
     scope = str(principal.user_id) if principal else "anonymous"
     fingerprint = _fingerprint(request, payload)
-    stored = store.claim(scope, key, fingerprint, KEY_TTL_SECONDS)
+    # The store is synchronous (Redis or SQLite): its calls run in the threadpool, off the loop.
+    stored = await run_in_threadpool(store.claim, scope, key, fingerprint, KEY_TTL_SECONDS)
     if stored is not None:
         replay = Response(content=stored.body, status_code=stored.status, headers=stored.headers)
         replay.headers["Idempotent-Replayed"] = "true"
         return replay
-    try:
-        response = produce()
-    except Exception:
-        store.release(scope, key)
-        raise
-    if response.status_code >= 500:
-        store.release(scope, key)
-    else:
-        headers = {k: v for k, v in response.headers.items() if k.lower() in ("etag", "location", "content-type")}
-        store.complete(scope, key, StoredResponse(response.status_code, bytes(response.body), headers))
-    return response
+
+    async def produce_and_record() -> Response:
+        try:
+            response = await produce()
+        except Exception:
+            await run_in_threadpool(store.release, scope, key)
+            raise
+        if response.status_code >= 500:
+            await run_in_threadpool(store.release, scope, key)
+        else:
+            headers = {k: v for k, v in response.headers.items() if k.lower() in ("etag", "location", "content-type")}
+            await run_in_threadpool(store.complete, scope, key,
+                                    StoredResponse(response.status_code, bytes(response.body), headers))
+        return response
+
+    # Shielded: once the key is claimed, the command's outcome is recorded even if this request
+    # is cancelled (the server shutting down), so a retry replays it instead of finding the key
+    # held "in progress" until it expires, or running the command twice.
+    return await asyncio.shield(produce_and_record())

@@ -118,7 +118,7 @@ def with_role(system: Any, client: TestClient, role: str, actor: Actor) -> Actor
     """``actor`` granted a system role (``admin``, ``auditor``) and signed in again to carry it."""
     from commands.context import CommandContext
 
-    granted = system.app.grant_role(actor.email, role, CommandContext.system("test"))
+    granted = system.app.execute(system.app.grant_role(actor.email, role, CommandContext.system("test")))
     return Actor(client, actor.id, actor.email, login(client, actor.email), granted.position)
 
 

@@ -19,30 +19,30 @@ def catch_up(system) -> None:
 
 def test_done_to_done_keeps_the_completion_and_cancelling_leaves_the_scope_until_undone(system):
     ctx = CommandContext(actor_id=None, request_id="r", correlation_id="r", causation_id="r")
-    owner = system.app.register_user(RegisterUser(email="o@example.com", password="password123", name="O"), ctx).aggregate.id
+    owner = system.app.execute(system.app.register_user(RegisterUser(email="o@example.com", password="password123", name="O"), ctx)).aggregate.id
     ctx = CommandContext(actor_id=owner, request_id="r", correlation_id="r", causation_id="r")
     app = system.app
     with event_clock() as clock:
         clock.at("03-01", "09:00")
-        project = app.create_project(CreateProject(name="Edges"), ctx).aggregate.id
+        project = app.execute(app.create_project(CreateProject(name="Edges"), ctx)).aggregate.id
         statuses = [{"name": "todo", "category": "todo"}, {"name": "doing", "category": "in_progress"},
                     {"name": "done", "category": "done"}, {"name": "shipped", "category": "done"},
                     {"name": "dropped", "category": "cancelled"}]
-        app.change_workflow(project, ChangeWorkflow.model_validate({"statuses": statuses}), ctx)
+        app.execute(app.change_workflow(project, ChangeWorkflow.model_validate({"statuses": statuses}), ctx))
         clock.at("03-02", "09:00")
-        x = app.create_task(project, CreateTask(title="X", estimate=1), ctx).aggregate.id
+        x = app.execute(app.create_task(project, CreateTask(title="X", estimate=1), ctx)).aggregate.id
         clock.at("03-02", "10:00")
-        app.update_task(x, UpdateTask(status="doing"), ctx)
+        app.execute(app.update_task(x, UpdateTask(status="doing"), ctx))
         clock.at("03-02", "11:00")
-        y = app.create_task(project, CreateTask(title="Y", estimate=4), ctx).aggregate.id
+        y = app.execute(app.create_task(project, CreateTask(title="Y", estimate=4), ctx)).aggregate.id
         clock.at("03-03", "10:00")
-        app.update_task(x, UpdateTask(status="done"), ctx)
+        app.execute(app.update_task(x, UpdateTask(status="done"), ctx))
         clock.at("03-04", "09:00")
-        app.update_task(y, UpdateTask(status="dropped"), ctx)
+        app.execute(app.update_task(y, UpdateTask(status="dropped"), ctx))
         clock.at("03-05", "09:00")
-        app.update_task(y, UpdateTask(status="todo"), ctx)
+        app.execute(app.update_task(y, UpdateTask(status="todo"), ctx))
         clock.at("03-10", "10:00")
-        app.update_task(x, UpdateTask(status="shipped"), ctx)
+        app.execute(app.update_task(x, UpdateTask(status="shipped"), ctx))
     catch_up(system)
     project_id = str(project)
 

@@ -27,10 +27,10 @@ def analytics_rows(store) -> dict[str, list[dict]]:
 
 
 def scenario(system):
-    owner = system.app.register_user(
+    owner = system.app.execute(system.app.register_user(
         RegisterUser(email="analyst@example.com", password="password123", name="Analyst"),
         CommandContext(actor_id=None, request_id="r", correlation_id="r", causation_id="r"),
-    ).aggregate.id
+    )).aggregate.id
     return write_scenario(system.app, owner)
 
 

@@ -175,8 +175,8 @@ def test_an_event_added_behind_taskflows_back_is_unchained(settings, system, wri
 def test_events_of_one_group_commit_are_chained(settings, system):
     app = system.app
     outcomes = in_one_batch(system, [
-        lambda i=i: app.register_user(RegisterUser(email=f"b{i}@example.com", password="password123", name="B"),
-                                      ctx(None, i))
+        lambda i=i: app.execute(app.register_user(RegisterUser(email=f"b{i}@example.com", password="password123", name="B"),
+                                      ctx(None, i)))
         for i in range(5)
     ])
     positions = sorted(o.position for o in outcomes)
@@ -273,7 +273,7 @@ def test_an_append_after_the_last_event_was_removed_is_refused_on_sqlite(setting
     StoredRows(settings).delete(written)
 
     with pytest.raises(ChainAheadOfLog):
-        system.app.register_user(RegisterUser(email="late@example.com", password="password123", name="Late"),
-                                 ctx(None, 999))
+        system.app.execute(system.app.register_user(RegisterUser(email="late@example.com", password="password123", name="Late"),
+                                 ctx(None, 999)))
 
     assert (verify(settings).bad_position, verify(settings).problem) == (written, "removed")

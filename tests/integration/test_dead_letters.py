@@ -78,7 +78,7 @@ def test_a_poison_event_is_dead_lettered_the_projection_goes_on_and_a_retry_afte
 
     # A new event of that task is parked too, never applied ahead of the dead letter.
     creator = UUID(stuck["created_by"])
-    renamed = system.app.update_task(UUID(poison.aggregate_id), UpdateTask(title="Renamed later"), ctx(creator, 999))
+    renamed = system.app.execute(system.app.update_task(UUID(poison.aggregate_id), UpdateTask(title="Renamed later"), ctx(creator, 999)))
     catch_up(system)
     later = [*poison.later, renamed.position]
     assert [p for p, status, _, _ in summary(system, "tasks") if status == "parked"] == later
@@ -107,7 +107,7 @@ def test_a_poison_event_is_dead_lettered_the_projection_goes_on_and_a_retry_afte
     ]
     assert system.operations.status("tasks").state == "caught-up"
     # The aggregate is no longer held: its next event is applied at once.
-    system.app.update_task(UUID(poison.aggregate_id), UpdateTask(title="Free again"), ctx(creator, 1000))
+    system.app.execute(system.app.update_task(UUID(poison.aggregate_id), UpdateTask(title="Free again"), ctx(creator, 1000)))
     catch_up(system)
     assert system.store.get(TASKS, {"id": poison.aggregate_id})["title"] == "Free again"
 
@@ -179,13 +179,13 @@ def test_retry_and_skip_refuse_what_they_cannot_do(system):
 
 def a_task_and_its_changes(system):
     """A task created then changed twice, and another task: (created, described, last, other)."""
-    owner = system.app.register_user(RegisterUser(email="searcher@example.com", password="password123",
-                                                  name="Searcher"), ctx(None, 1)).aggregate.id
-    project = system.app.create_project(CreateProject(name="Zoo"), ctx(owner, 2)).aggregate.id
-    created = system.app.create_task(project, CreateTask(title="Zebracorn sighting"), ctx(owner, 3))
-    described = system.app.update_task(created.aggregate.id, UpdateTask(description="striped"), ctx(owner, 4)).position
-    last = system.app.update_task(created.aggregate.id, UpdateTask(title="Zebracorn confirmed"), ctx(owner, 5))
-    other = system.app.create_task(project, CreateTask(title="Unicorn sighting"), ctx(owner, 6)).position
+    owner = system.app.execute(system.app.register_user(RegisterUser(email="searcher@example.com", password="password123",
+                                                  name="Searcher"), ctx(None, 1))).aggregate.id
+    project = system.app.execute(system.app.create_project(CreateProject(name="Zoo"), ctx(owner, 2))).aggregate.id
+    created = system.app.execute(system.app.create_task(project, CreateTask(title="Zebracorn sighting"), ctx(owner, 3)))
+    described = system.app.execute(system.app.update_task(created.aggregate.id, UpdateTask(description="striped"), ctx(owner, 4))).position
+    last = system.app.execute(system.app.update_task(created.aggregate.id, UpdateTask(title="Zebracorn confirmed"), ctx(owner, 5)))
+    other = system.app.execute(system.app.create_task(project, CreateTask(title="Unicorn sighting"), ctx(owner, 6))).position
     return created, described, last, other
 
 

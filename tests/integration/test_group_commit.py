@@ -18,10 +18,10 @@ from tests.integration.history import ctx
 @pytest.fixture
 def owner_and_project(system):
     assert system.app.group_committer is not None, "group commit is on by default"
-    owner = system.app.register_user(
+    owner = system.app.execute(system.app.register_user(
         RegisterUser(email="batch@example.com", password="password123", name="Batch"), ctx(None, 0)
-    ).aggregate.id
-    project = system.app.create_project(CreateProject(name="Batched"), ctx(owner, 1)).aggregate
+    )).aggregate.id
+    project = system.app.execute(system.app.create_project(CreateProject(name="Batched"), ctx(owner, 1))).aggregate
     return owner, project
 
 
@@ -70,7 +70,7 @@ def test_queued_commands_commit_together_each_with_its_own_position_and_metadata
     save = system.app.save
     monkeypatch.setattr(system.app, "save", lambda *events: transactions.append(len(events)) or save(*events))
     commands = [
-        lambda i=i: system.app.create_task(project.id, CreateTask(title=f"Task {i}"), ctx(owner, 100 + i))
+        lambda i=i: system.app.execute(system.app.create_task(project.id, CreateTask(title=f"Task {i}"), ctx(owner, 100 + i)))
         for i in range(20)
     ]
     outcomes = in_one_batch(system, commands)
@@ -89,13 +89,13 @@ def test_queued_commands_commit_together_each_with_its_own_position_and_metadata
 
 def test_commands_on_one_aggregate_in_a_batch_apply_in_order_and_see_each_other(system, owner_and_project):
     owner, project = owner_and_project
-    task = system.app.create_task(project.id, CreateTask(title="Shared"), ctx(owner, 2)).aggregate
+    task = system.app.execute(system.app.create_task(project.id, CreateTask(title="Shared"), ctx(owner, 2))).aggregate
     commands = [
-        lambda: system.app.update_task(task.id, UpdateTask(title="First"), ctx(owner, 3)),
-        lambda: system.app.update_task(task.id, UpdateTask(priority="urgent"), ctx(owner, 4)),
+        lambda: system.app.execute(system.app.update_task(task.id, UpdateTask(title="First"), ctx(owner, 3))),
+        lambda: system.app.execute(system.app.update_task(task.id, UpdateTask(priority="urgent"), ctx(owner, 4))),
         # Expects the version before the two above: refused, as it would be alone.
-        lambda: system.app.update_task(task.id, UpdateTask(title="Stale"),
-                                       replace(ctx(owner, 5), expected_version=task.version)),
+        lambda: system.app.execute(system.app.update_task(task.id, UpdateTask(title="Stale"),
+                                       replace(ctx(owner, 5), expected_version=task.version))),
     ]
     first, second, stale = in_one_batch(system, commands)
     assert (first.version, second.version) == (2, 3)
@@ -108,12 +108,12 @@ def test_commands_on_one_aggregate_in_a_batch_apply_in_order_and_see_each_other(
 
 def test_a_refused_command_in_a_batch_leaves_no_trace_and_does_not_affect_the_others(system, owner_and_project):
     owner, project = owner_and_project
-    task = system.app.create_task(project.id, CreateTask(title="Shared"), ctx(owner, 2)).aggregate
+    task = system.app.execute(system.app.create_task(project.id, CreateTask(title="Shared"), ctx(owner, 2))).aggregate
     commands = [
-        lambda: system.app.update_task(task.id, UpdateTask(title="Kept"), ctx(owner, 3)),
+        lambda: system.app.execute(system.app.update_task(task.id, UpdateTask(title="Kept"), ctx(owner, 3))),
         # Changes the title, then fails on the status: the title change must not survive.
-        lambda: system.app.update_task(task.id, UpdateTask(title="Half", status="nowhere"), ctx(owner, 4)),
-        lambda: system.app.update_task(task.id, UpdateTask(priority="high"), ctx(owner, 5)),
+        lambda: system.app.execute(system.app.update_task(task.id, UpdateTask(title="Half", status="nowhere"), ctx(owner, 4))),
+        lambda: system.app.execute(system.app.update_task(task.id, UpdateTask(priority="high"), ctx(owner, 5))),
     ]
     kept, refused, after = in_one_batch(system, commands)
     assert isinstance(refused, InvalidInput)
@@ -127,9 +127,9 @@ def test_a_refused_command_in_a_batch_leaves_no_trace_and_does_not_affect_the_ot
 
 def test_two_registrations_of_one_email_in_a_batch_give_one_user_and_one_conflict(system):
     commands = [
-        lambda i=i: system.app.register_user(
+        lambda i=i: system.app.execute(system.app.register_user(
             RegisterUser(email="twice@example.com", password="password123", name=f"N{i}"), ctx(None, i)
-        )
+        ))
         for i in range(2)
     ]
     outcomes = in_one_batch(system, commands)

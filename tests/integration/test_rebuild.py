@@ -116,10 +116,10 @@ class Writer(threading.Thread):
         self.stop = threading.Event()
         self.writes = 0
         self.error: BaseException | None = None
-        owner = self.app.register_user(RegisterUser(email="writer@example.com", password="password123",
-                                                    name="Writer"), ctx(None, 0)).aggregate.id
+        owner = self.app.execute(self.app.register_user(RegisterUser(email="writer@example.com", password="password123",
+                                                    name="Writer"), ctx(None, 0))).aggregate.id
         self.owner = owner
-        self.project = self.app.create_project(CreateProject(name="Busy"), ctx(owner, 0)).aggregate.id
+        self.project = self.app.execute(self.app.create_project(CreateProject(name="Busy"), ctx(owner, 0))).aggregate.id
 
     def run(self) -> None:
         try:
@@ -128,10 +128,10 @@ class Writer(threading.Thread):
                 self.writes += 1
                 if not tasks or self.writes % 3:
                     cmd = CreateTask(title=f"Busy {self.writes}")
-                    tasks.append(self.app.create_task(self.project, cmd, ctx(self.owner, self.writes)).aggregate.id)
+                    tasks.append(self.app.execute(self.app.create_task(self.project, cmd, ctx(self.owner, self.writes))).aggregate.id)
                 else:
-                    self.app.update_task(tasks[self.writes % len(tasks)], UpdateTask(status="done"),
-                                         ctx(self.owner, self.writes))
+                    self.app.execute(self.app.update_task(tasks[self.writes % len(tasks)], UpdateTask(status="done"),
+                                         ctx(self.owner, self.writes)))
                 time.sleep(0.005)
         except BaseException as error:
             self.error = error
@@ -273,10 +273,10 @@ def check_search_rebuild(system: TaskFlowSystem) -> None:
         assert not search.es.indices.exists(index=",".join(old_index))
     # The live projector carries on into the new copy.
     app = system.app
-    owner = app.register_user(RegisterUser(email="late@example.com", password="password123", name="Late"),
-                              ctx(None, 1)).aggregate.id
-    project = app.create_project(CreateProject(name="Later"), ctx(owner, 2)).aggregate.id
-    app.create_task(project, CreateTask(title="Zeppelin"), ctx(owner, 3))
+    owner = app.execute(app.register_user(RegisterUser(email="late@example.com", password="password123", name="Late"),
+                              ctx(None, 1))).aggregate.id
+    project = app.execute(app.create_project(CreateProject(name="Later"), ctx(owner, 2))).aggregate.id
+    app.execute(app.create_task(project, CreateTask(title="Zeppelin"), ctx(owner, 3)))
     catch_up(system)
     assert system.search.search(SearchQuery(text="zeppelin")).total == 1
     assert leftovers(system) == []

@@ -55,7 +55,7 @@ def test_a_change_is_visible_through_the_cache_once_its_position_is_reported(pro
     catch_up(production)
     task = a_task(production)
     production.reader.get(TASKS, {"id": str(task.id)})  # now cached
-    written = production.app.update_task(task.id, UpdateTask(title="Changed"), ctx(task.created_by, 99))
+    written = production.app.execute(production.app.update_task(task.id, UpdateTask(title="Changed"), ctx(task.created_by, 99)))
     catch_up(production)
     assert production.reader.position("tasks") >= written.position
     assert production.reader.get(TASKS, {"id": str(task.id)})["title"] == "Changed"
@@ -66,7 +66,7 @@ def test_a_runner_that_died_between_commit_and_write_through_does_not_leave_stal
     catch_up(production)
     task = a_task(production)
     assert production.reader.get(TASKS, {"id": str(task.id)})["title"] != "After the crash"
-    production.app.update_task(task.id, UpdateTask(title="After the crash"), ctx(task.created_by, 99))
+    production.app.execute(production.app.update_task(task.id, UpdateTask(title="After the crash"), ctx(task.created_by, 99)))
 
     def die(*_args, **_kwargs):
         raise SystemExit("killed after commit, before write-through")
@@ -96,7 +96,7 @@ def test_a_readers_fill_never_overwrites_a_newer_write_through(production):
     task = a_task(production)
     key = {"id": str(task.id)}
     old_row = production.store.get(TASKS, key)
-    production.app.update_task(task.id, UpdateTask(title="Newer"), ctx(task.created_by, 99))
+    production.app.execute(production.app.update_task(task.id, UpdateTask(title="Newer"), ctx(task.created_by, 99)))
     catch_up(production)  # writes the newer row through
     generation = production.reader.cache.lookup("tasks", TASKS, key).generation
     production.reader.cache.fill("tasks", generation, TASKS, key, old_row)  # a slow reader arriving late with an old copy
@@ -111,8 +111,8 @@ def test_one_batch_writes_through_every_row_it_touched_in_every_table_deleted_ro
     members = production.store.find(PROJECT_MEMBERS, {"project_id": project_id})
     owner = next(m for m in members if m["role"] == "owner")
     leaving = next(m for m in members if m["role"] != "owner")
-    production.app.remove_member(uuid.UUID(project_id), uuid.UUID(leaving["user_id"]),
-                                 ctx(uuid.UUID(owner["user_id"]), 99))
+    production.app.execute(production.app.remove_member(uuid.UUID(project_id), uuid.UUID(leaving["user_id"]),
+                                 ctx(uuid.UUID(owner["user_id"]), 99)))
     catch_up(production)
 
     cache = production.reader.cache

@@ -44,8 +44,8 @@ def test_the_consumer_taking_over_from_one_killed_before_its_write_through_serve
     assert system.reader.get(TASKS, key)["title"] != "Committed, never written through"  # cached
     survivor.close()  # leaves the group: the next consumer gets every partition
 
-    written = system.app.update_task(task.id, UpdateTask(title="Committed, never written through"),
-                                     ctx(task.created_by, 99))
+    written = system.app.execute(system.app.update_task(task.id, UpdateTask(title="Committed, never written through"),
+                                     ctx(task.created_by, 99)))
     system.relay.catch_up()
     kill_a_worker_between_commit_and_write_through("kafka", {**values, "projector_poll_seconds": 0.05})
     assert system.store.position("tasks") >= written.position

@@ -52,7 +52,7 @@ def two_tasks(system) -> tuple[Task, Task]:
 
 
 def rename(system, task: Task, title: str) -> None:
-    system.app.update_task(task.id, UpdateTask(title=title), ctx(task.created_by, 99))
+    system.app.execute(system.app.update_task(task.id, UpdateTask(title=title), ctx(task.created_by, 99)))
 
 
 def assert_never_older_than_reported(system, tasks: list[Task]) -> None:

@@ -15,11 +15,11 @@ from tests.integration.history import ctx
 
 @pytest.fixture
 def task(system):
-    owner = system.app.register_user(
+    owner = system.app.execute(system.app.register_user(
         RegisterUser(email="race@example.com", password="password123", name="Racer"), ctx(None, 0)
-    ).aggregate.id
-    project = system.app.create_project(CreateProject(name="Race"), ctx(owner, 1)).aggregate
-    created = system.app.create_task(project.id, CreateTask(title="Contended"), ctx(owner, 2)).aggregate
+    )).aggregate.id
+    project = system.app.execute(system.app.create_project(CreateProject(name="Race"), ctx(owner, 1))).aggregate
+    created = system.app.execute(system.app.create_task(project.id, CreateTask(title="Contended"), ctx(owner, 2))).aggregate
     return owner, created
 
 
@@ -49,7 +49,7 @@ def test_racing_writers_without_if_match_all_land_and_nothing_is_lost(system, ta
         {"estimate": 5.0}, {"due_date": "2026-12-31"}, {"start_date": "2026-12-01"}, {"labels": ["raced"]},
     ]
     outcomes = race([
-        lambda change=change: system.app.update_task(created.id, UpdateTask(**change), ctx(owner, 3))
+        lambda change=change: system.app.execute(system.app.update_task(created.id, UpdateTask(**change), ctx(owner, 3)))
         for change in changes
     ])
     assert all(not isinstance(o, Exception) for o in outcomes), outcomes
@@ -63,9 +63,9 @@ def test_racing_writers_with_the_same_if_match_get_exactly_one_success(system, t
     owner, created = task
     conditional = replace(ctx(owner, 4), expected_version=created.version)
     outcomes = race([
-        lambda: system.app.update_task(created.id, UpdateTask(title="Mine"), conditional),
-        lambda: system.app.update_task(created.id, UpdateTask(title="No, mine"), conditional),
-        lambda: system.app.update_task(created.id, UpdateTask(title="Ours"), conditional),
+        lambda: system.app.execute(system.app.update_task(created.id, UpdateTask(title="Mine"), conditional)),
+        lambda: system.app.execute(system.app.update_task(created.id, UpdateTask(title="No, mine"), conditional)),
+        lambda: system.app.execute(system.app.update_task(created.id, UpdateTask(title="Ours"), conditional)),
     ])
     successes = [o for o in outcomes if not isinstance(o, Exception)]
     refusals = [o for o in outcomes if isinstance(o, VersionMismatch)]

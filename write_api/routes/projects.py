@@ -1,4 +1,6 @@
-"""Project commands: create, edit, archive/restore, delete, workflow, members."""
+"""Project commands: create, edit, archive/restore, delete, workflow, members.
+
+Async routes, like the task routes: the command is awaited, not waited for in a thread."""
 
 from __future__ import annotations
 
@@ -15,65 +17,65 @@ router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
 
 @router.post("", status_code=201, summary="Create a project (the creator becomes its owner)")
-def create(body: CreateProject, request: Request, principal: CurrentUser, ctx: Context,
-           services: Services) -> Response:
-    def produce() -> Response:
-        result = services.app.create_project(body, ctx)
+async def create(body: CreateProject, request: Request, principal: CurrentUser, ctx: Context,
+                 services: Services) -> Response:
+    async def produce() -> Response:
+        result = await services.app.execute_async(services.app.create_project(body, ctx))
         return written(result, project_out(result.aggregate), status=201,
                        location=f"/api/v1/projects/{result.aggregate.id}")
 
-    return run_idempotently(request, principal, services.idempotency, body, produce)
+    return await run_idempotently(request, principal, services.idempotency, body, produce)
 
 
 @router.patch("/{project_id}", summary="Rename or describe a project")
-def update(project_id: UUID, body: UpdateProject, ctx: Context, services: Services) -> Response:
-    result = services.app.update_project(project_id, body, ctx)
+async def update(project_id: UUID, body: UpdateProject, ctx: Context, services: Services) -> Response:
+    result = await services.app.execute_async(services.app.update_project(project_id, body, ctx))
     return written(result, project_out(result.aggregate))
 
 
 @router.put("/{project_id}/workflow", summary="Replace the project's status workflow")
-def change_workflow(project_id: UUID, body: ChangeWorkflow, ctx: Context, services: Services) -> Response:
-    result = services.app.change_workflow(project_id, body, ctx)
+async def change_workflow(project_id: UUID, body: ChangeWorkflow, ctx: Context, services: Services) -> Response:
+    result = await services.app.execute_async(services.app.change_workflow(project_id, body, ctx))
     return written(result, project_out(result.aggregate))
 
 
 @router.post("/{project_id}/archive", summary="Archive a project (read-only until restored)")
-def archive(project_id: UUID, ctx: Context, services: Services) -> Response:
-    result = services.app.archive_project(project_id, ctx)
+async def archive(project_id: UUID, ctx: Context, services: Services) -> Response:
+    result = await services.app.execute_async(services.app.archive_project(project_id, ctx))
     return written(result, project_out(result.aggregate))
 
 
 @router.post("/{project_id}/restore", summary="Restore an archived project")
-def restore(project_id: UUID, ctx: Context, services: Services) -> Response:
-    result = services.app.restore_project(project_id, ctx)
+async def restore(project_id: UUID, ctx: Context, services: Services) -> Response:
+    result = await services.app.execute_async(services.app.restore_project(project_id, ctx))
     return written(result, project_out(result.aggregate))
 
 
 @router.delete("/{project_id}", summary="Delete a project (soft: its history stays)")
-def delete(project_id: UUID, ctx: Context, services: Services) -> Response:
-    result = services.app.delete_project(project_id, ctx)
+async def delete(project_id: UUID, ctx: Context, services: Services) -> Response:
+    result = await services.app.execute_async(services.app.delete_project(project_id, ctx))
     return written(result, project_out(result.aggregate))
 
 
 @router.post("/{project_id}/members", status_code=201, summary="Add a member with a role")
-def add_member(project_id: UUID, body: AddMember, request: Request, principal: CurrentUser, ctx: Context,
-               services: Services) -> Response:
-    def produce() -> Response:
-        result = services.app.add_member(project_id, body, ctx)
+async def add_member(project_id: UUID, body: AddMember, request: Request, principal: CurrentUser, ctx: Context,
+                     services: Services) -> Response:
+    async def produce() -> Response:
+        result = await services.app.execute_async(services.app.add_member(project_id, body, ctx))
         return written(result, project_out(result.aggregate), status=201)
 
-    return run_idempotently(request, principal, services.idempotency, body, produce)
+    return await run_idempotently(request, principal, services.idempotency, body, produce)
 
 
 @router.patch("/{project_id}/members/{user_id}", summary="Change a member's role")
-def change_member_role(project_id: UUID, user_id: UUID, body: ChangeMemberRole, ctx: Context,
-                       services: Services) -> Response:
-    result = services.app.change_member_role(project_id, user_id, body, ctx)
+async def change_member_role(project_id: UUID, user_id: UUID, body: ChangeMemberRole, ctx: Context,
+                             services: Services) -> Response:
+    result = await services.app.execute_async(services.app.change_member_role(project_id, user_id, body, ctx))
     return written(result, project_out(result.aggregate))
 
 
 @router.delete("/{project_id}/members/{user_id}", summary="Remove a member (or leave)")
-def remove_member(project_id: UUID, user_id: UUID, ctx: Context, services: Services) -> Response:
-    result = services.app.remove_member(project_id, user_id, ctx)
+async def remove_member(project_id: UUID, user_id: UUID, ctx: Context, services: Services) -> Response:
+    result = await services.app.execute_async(services.app.remove_member(project_id, user_id, ctx))
     return written(result, project_out(result.aggregate))
 
