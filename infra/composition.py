@@ -32,8 +32,9 @@ from infra.postgres_search import PostgresSearchStore
 from infra.elasticsearch_search import ElasticsearchSearchStore
 from infra.rebuild import ProjectionRebuilds, RebuildTarget
 from infra.redis_cache import CachedReader, RowCache
+from infra.redis_clients import AsyncRedis
+from infra.redis_clients import connect as connect_redis
 from infra.redis_state import RedisStateStore
-from infra.redis_state import connect as connect_redis
 from infra.sqlite_state import SQLiteStateStore
 from infra.tokens import TokenService
 from projections.base import Projection
@@ -66,6 +67,8 @@ class TaskFlowSystem:
     # Keeps the read models up to date: follows the log, or (with Kafka) consumes the topic.
     projector: Projector | KafkaProjector
     rate_limiter: RateLimiter
+    # Redis from the APIs' event loops (revocation checks, rate limits); None on the embedded default.
+    async_redis: AsyncRedis | None = None
     checks: dict[str, Callable[[], None]] = field(default_factory=dict)
     search: SearchStore | None = None
     # With Kafka: publishes the log to the topic (started by `serve` and `relay` only).
@@ -151,9 +154,10 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
         else SQLiteReadModelStore(data / "readmodels.db")
     )
     redis_client = connect_redis(settings.redis_url) if settings.redis_url else None
+    async_redis = AsyncRedis(settings.redis_url) if settings.redis_url else None
     state: SQLiteStateStore | RedisStateStore = (
-        RedisStateStore(settings.redis_url, prefix=settings.redis_prefix, client=redis_client)
-        if settings.redis_url else SQLiteStateStore(data / "state.db")
+        RedisStateStore(redis_client, async_redis, prefix=settings.redis_prefix)
+        if redis_client and async_redis else SQLiteStateStore(data / "state.db")
     )
     tokens = TokenService(
         _keys(settings),
@@ -218,8 +222,9 @@ def build_system(settings: Settings, *, projection_names: Sequence[str] | None =
         tokens=tokens,
         history=history,
         projector=projector,
+        async_redis=async_redis,
         rate_limiter=RateLimiter(
-            RedisCounter(redis_client, settings.redis_prefix) if redis_client else InProcessCounter(),
+            RedisCounter(async_redis, settings.redis_prefix) if async_redis else InProcessCounter(),
             per_user=settings.rate_limit_per_minute,
             anonymous=settings.rate_limit_anonymous_per_minute,
         ),
@@ -269,7 +274,8 @@ def build_http_app(
             if system.wakeup is not None:
                 system.wakeup.start()
         yield
-        await system.state.aclose()
+        if system.async_redis is not None:
+            await system.async_redis.aclose()
         if run_projector:
             if system.wakeup is not None:
                 system.wakeup.stop()

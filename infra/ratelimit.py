@@ -11,11 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import anyio
-import redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from domain.errors import TaskFlowError
+from infra.redis_clients import AsyncRedis
 
 WINDOW_SECONDS = 60
 _ID_SEGMENT = re.compile(r"/[0-9a-fA-F-]{32,36}(?=/|$)")
@@ -36,7 +35,8 @@ class Verdict:
 
 
 class Counter(Protocol):
-    def hit(self, key: str, limit: int, now: float) -> Verdict: ...
+    async def hit(self, key: str, limit: int, now: float) -> Verdict:
+        """Counted on every request, from the event loop: it must not block it."""
 
 
 class InProcessCounter:
@@ -44,9 +44,9 @@ class InProcessCounter:
         self._counts: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
 
-    def hit(self, key: str, limit: int, now: float) -> Verdict:
+    async def hit(self, key: str, limit: int, now: float) -> Verdict:
         window = int(now // WINDOW_SECONDS)
-        with self._lock:
+        with self._lock:  # held for a dict update, never across an await
             if len(self._counts) > 100_000:  # drop past windows now and then
                 self._counts = {k: v for k, v in self._counts.items() if k[1] >= window}
             count = self._counts.get((key, window), 0) + 1
@@ -54,18 +54,26 @@ class InProcessCounter:
         return Verdict(count <= limit, int((window + 1) * WINDOW_SECONDS - now) + 1)
 
 
+# One command per request: count, and give a new window its expiry, atomically (a transaction
+# would be four commands to send and parse: MULTI, INCR, EXPIRE, EXEC).
+_HIT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return count
+"""
+
+
 class RedisCounter:
-    def __init__(self, client: redis.Redis, prefix: str = "taskflow:"):
-        self.redis = client
+    def __init__(self, redis: AsyncRedis, prefix: str = "taskflow:"):
+        self.redis = redis
         self.prefix = prefix
 
-    def hit(self, key: str, limit: int, now: float) -> Verdict:
+    async def hit(self, key: str, limit: int, now: float) -> Verdict:
         window = int(now // WINDOW_SECONDS)
         name = f"{self.prefix}rate:{key}:{window}"
-        with self.redis.pipeline() as pipe:
-            pipe.incr(name)
-            pipe.expire(name, WINDOW_SECONDS * 2, nx=True)
-            count, _ = pipe.execute()
+        count = await self.redis.run_script(_HIT, [name], [WINDOW_SECONDS * 2])
         return Verdict(int(count) <= limit, int((window + 1) * WINDOW_SECONDS - now) + 1)
 
 
@@ -84,11 +92,11 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self.per_user > 0 or self.anonymous > 0
 
-    def check(self, who: str | None, client: str, route: str) -> None:
+    async def check(self, who: str | None, client: str, route: str) -> None:
         limit = self.per_user if who else self.anonymous
         if limit <= 0:  # 0 switches the limit off
             return
-        verdict = self.counter.hit(f"{who or 'ip:' + client}|{route}", limit, time.time())
+        verdict = await self.counter.hit(f"{who or 'ip:' + client}|{route}", limit, time.time())
         if not verdict.allowed:
             raise RateLimited(verdict.retry_after)
 
@@ -115,7 +123,6 @@ class RateLimitMiddleware:
         headers = dict(scope.get("headers") or [])
         who = self.identify(headers.get(b"authorization", b"").decode("latin-1"))
         client = (scope.get("client") or ("unknown", 0))[0]
-        # Raises RateLimited, which the request-context middleware around this one renders. The
-        # counter may talk to Redis: off the event loop.
-        await anyio.to_thread.run_sync(self.limiter.check, who, client, route_key(scope["method"], scope["path"]))
+        # Raises RateLimited, which the request-context middleware around this one renders.
+        await self.limiter.check(who, client, route_key(scope["method"], scope["path"]))
         await self.app(scope, receive, send)

@@ -107,7 +107,7 @@ class Lookup:
 
 
 class RowCache:
-    """Over a client that decodes responses (``infra.redis_state.connect``)."""
+    """Over a client that decodes responses (``infra.redis_clients.connect``)."""
 
     def __init__(self, client: redis.Redis, prefix: str):
         self.redis = client

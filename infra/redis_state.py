@@ -8,9 +8,9 @@ import json
 import time
 
 import redis
-import redis.asyncio
 
 from domain.errors import Conflict
+from infra.redis_clients import AsyncRedis
 from write_api.idempotency import StoredResponse
 
 # Rotation must be one atomic step: two refreshes racing with the same token must not both win.
@@ -64,24 +64,14 @@ return online
 """
 
 
-_CLIENT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5, "decode_responses": True}
-
-
-def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, **_CLIENT_OPTIONS)
-
-
 class RedisStateStore:
     """Blocking calls for everything but the revocation check, which every authenticated request
-    makes from the event loop: that one goes through an asyncio client of the same server."""
+    makes from the event loop: that one goes through the asyncio client of the same server."""
 
-    def __init__(self, url: str, *, prefix: str = "taskflow:", client: redis.Redis | None = None):
-        self.url = url
-        self.redis = client or connect(url)  # must decode responses (decode_responses=True)
+    def __init__(self, client: redis.Redis, async_redis: AsyncRedis, *, prefix: str = "taskflow:"):
+        self.redis = client  # must decode responses (decode_responses=True)
+        self.async_redis = async_redis
         self.prefix = prefix
-        # One asyncio client per event loop: its connections belong to the loop that opened them
-        # (an API process has one loop; a test client runs each app in a loop of its own).
-        self._async_clients: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
         self._rotate = self.redis.register_script(_ROTATE)
         self._release = self.redis.register_script(_RELEASE)
         self._touch = self.redis.register_script(_TOUCH)
@@ -118,27 +108,13 @@ class RedisStateStore:
         self.redis.set(self._key("revoked-access", jti), "1", exat=max(expires_at, int(time.time()) + 1))
 
     async def is_revoked(self, jti: str, sid: str) -> bool:
-        async with self._async_redis().pipeline(transaction=False) as pipe:
-            pipe.exists(self._key("revoked-access", jti))
-            pipe.hget(self._key("session", sid), "revoked")
-            access_revoked, session_revoked = await pipe.execute()
+        # Both queued before either is awaited, so they travel in the same pipeline.
+        access_revoked, session_revoked = await asyncio.gather(
+            self.async_redis.send("EXISTS", self._key("revoked-access", jti)),
+            self.async_redis.send("HGET", self._key("session", sid), "revoked"),
+        )
         # A session that has expired or never existed counts as revoked.
         return bool(access_revoked) or session_revoked != "0"
-
-    def _async_redis(self) -> redis.asyncio.Redis:
-        loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            for gone in [other for other in self._async_clients if other.is_closed()]:
-                del self._async_clients[gone]
-            client = self._async_clients[loop] = redis.asyncio.Redis.from_url(self.url, **_CLIENT_OPTIONS)
-        return client
-
-    async def aclose(self) -> None:
-        """Close the asyncio client of the running loop (the API's shutdown calls this)."""
-        client = self._async_clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
 
     # --- idempotency -------------------------------------------------------------------------
     def claim(self, scope: str, key: str, fingerprint: str, ttl_seconds: int) -> StoredResponse | None:

@@ -178,8 +178,5 @@ class SQLiteStateStore:
     def ping(self) -> None:
         self._run("SELECT 1")
 
-    async def aclose(self) -> None:
-        """Nothing is bound to an event loop here."""
-
     def close(self) -> None:
         self._conn.close()

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -103,4 +104,56 @@ class PrivatePostgres:
             self.stop()
         except Exception:  # already stopped
             pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PrivateRedis:
+    """A Redis server of the test's own (Debian's redis-server, a free port, an append-only file
+    in a temporary directory so its data survives a restart), to stop and restart at will."""
+
+    def __init__(self) -> None:
+        import shutil
+        import socket
+        import tempfile
+
+        if shutil.which("redis-server") is None:
+            pytest.fail("redis-server not found: run scripts/services up (it installs it)")
+        self.dir = Path(tempfile.mkdtemp(prefix="taskflow-redis-"))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: Any = None
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        import redis
+
+        self._process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis.from_url(self.url, socket_connect_timeout=1).ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()  # SIGTERM: Redis finishes its append-only file and exits
+            self._process.wait(timeout=30)
+            self._process = None
+
+    def remove(self) -> None:
+        import shutil
+
+        self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -4,6 +4,7 @@ the commands under test are sure to form one batch."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import replace
@@ -12,6 +13,7 @@ import pytest
 
 from commands.models import CreateProject, CreateTask, RegisterUser, UpdateTask
 from domain.errors import Conflict, InvalidInput, VersionMismatch
+from domain.task import Task
 from tests.integration.history import ctx
 
 
@@ -25,8 +27,8 @@ def owner_and_project(system):
     return owner, project
 
 
-def in_one_batch(system, commands):
-    """Run ``commands`` (callables) concurrently while the writer is held, so they batch."""
+def hold_the_writer(system) -> tuple[threading.Event, threading.Thread]:
+    """Keep the writer inside a decide until the returned gate is set."""
     gate = threading.Event()
 
     def hold():
@@ -36,6 +38,19 @@ def in_one_batch(system, commands):
     holder = threading.Thread(target=lambda: system.app.group_committer.submit(ctx(None, -1), hold))
     holder.start()
     time.sleep(0.05)  # the writer is now inside the holder's decide
+    return gate, holder
+
+
+def wait_until_queued(system, n: int) -> None:
+    queue = system.app.group_committer._queue  # the writer's queue: peeked to make the order certain
+    deadline = time.monotonic() + 10
+    while queue.qsize() < n and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def in_one_batch(system, commands):
+    """Run ``commands`` (callables) concurrently while the writer is held, so they batch."""
+    gate, holder = hold_the_writer(system)
     outcomes: list = [None] * len(commands)
 
     def run(i, command):
@@ -45,14 +60,11 @@ def in_one_batch(system, commands):
             outcomes[i] = error
 
     threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(commands)]
-    queue = system.app.group_committer._queue  # the writer's queue: peeked to make the order certain
     for queued, t in enumerate(threads, start=1):
         t.start()
         # Each command is queued before the next starts, so the batch holds them in list order
         # (started together, a loaded machine may schedule them in any order).
-        deadline = time.monotonic() + 10
-        while queue.qsize() < queued and time.monotonic() < deadline:
-            time.sleep(0.001)
+        wait_until_queued(system, queued)
     gate.set()
     for t in threads + [holder]:
         t.join()
@@ -135,3 +147,32 @@ def test_two_registrations_of_one_email_in_a_batch_give_one_user_and_one_conflic
     outcomes = in_one_batch(system, commands)
     assert sorted(type(o).__name__ for o in outcomes) == ["Conflict", "Written"]
     assert any(isinstance(o, Conflict) for o in outcomes)
+
+
+def test_commands_awaited_on_an_event_loop_batch_and_one_given_up_before_its_batch_never_runs(
+        system, owner_and_project):
+    owner, project = owner_and_project
+    before = system.app.head_position()
+    gate, holder = hold_the_writer(system)
+
+    async def scenario():
+        app = system.app
+        kept = [asyncio.ensure_future(app.execute_async(app.create_task(project.id, CreateTask(title=f"Kept {i}"),
+                                                                         ctx(owner, 10 + i)))) for i in range(2)]
+        dropped = asyncio.ensure_future(app.execute_async(app.create_task(project.id, CreateTask(title="Dropped"),
+                                                                           ctx(owner, 12))))
+        await asyncio.sleep(0)  # the three are queued behind the held writer
+        await asyncio.to_thread(wait_until_queued, system, 3)
+        dropped.cancel()  # its caller gives up (a request cancelled) before the batch begins
+        gate.set()
+        outcomes = await asyncio.gather(*kept)
+        with pytest.raises(asyncio.CancelledError):
+            await dropped
+        return outcomes
+
+    outcomes = asyncio.run(scenario())
+    holder.join()
+    assert [o.aggregate.title for o in outcomes] == ["Kept 0", "Kept 1"]
+    stored = system.history.events_after(before, [Task.Created])
+    assert [event.title for _, event in stored] == ["Kept 0", "Kept 1"]
+    assert [position for position, _ in stored] == [o.position for o in outcomes]

@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from domain.errors import Conflict
+from infra.redis_clients import AsyncRedis, connect
 from infra.redis_state import RedisStateStore
 from infra.sqlite_state import SQLiteStateStore
 from tests.services import service_url
@@ -21,7 +22,8 @@ def state(request, tmp_path):
     if request.param == "sqlite":
         store = SQLiteStateStore(tmp_path / "state.db")
     else:
-        store = RedisStateStore(service_url("REDIS_URL"), prefix=f"test-{uuid.uuid4().hex}:")
+        url = service_url("REDIS_URL")
+        store = RedisStateStore(connect(url), AsyncRedis(url), prefix=f"test-{uuid.uuid4().hex}:")
     yield store
     store.close()
 
@@ -33,7 +35,8 @@ def revoked(state, jti: str, sid: str) -> bool:
         try:
             return await state.is_revoked(jti, sid)
         finally:
-            await state.aclose()
+            if isinstance(state, RedisStateStore):
+                await state.async_redis.aclose()
 
     return asyncio.run(check())
 
