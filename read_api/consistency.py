@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from domain.errors import InvalidInput, TaskFlowError
 from read_api.deps import ReadServices, get_services
@@ -48,7 +49,7 @@ def consistent(*projections: str) -> Callable[..., Coroutine[Any, Any, int]]:
     ) -> int:
         services = await get_services(request)
         wanted = _min_position(request)
-        position = _applied(services, projections)
+        position = await _applied(services, projections)
         if wanted is not None and position < wanted:
             deadline = time.monotonic() + _timeout_ms(request, services) / 1000
             delay = 0.002
@@ -61,12 +62,14 @@ def consistent(*projections: str) -> Callable[..., Coroutine[Any, Any, int]]:
                 # Checks every 10 ms at most: a projection usually lands within tens of ms, and a
                 # coarser step would add its own wait to the read (one indexed read per check).
                 delay = min(delay * 2, 0.01)
-                position = _applied(services, projections)
+                position = await _applied(services, projections)
         response.headers["X-Projection-Position"] = str(position)
         return position
 
     return dependency
 
 
-def _applied(services: ReadServices, projections: tuple[str, ...]) -> int:
-    return min(services.position(name) for name in projections)
+async def _applied(services: ReadServices, projections: tuple[str, ...]) -> int:
+    # The positions are read from the stores (blocking queries): in the threadpool, so the event
+    # loop serves other requests meanwhile; the wait between reads is on the loop.
+    return await run_in_threadpool(lambda: min(services.position(name) for name in projections))
