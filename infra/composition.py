@@ -45,6 +45,7 @@ from read_api.app import read_router
 from read_api.deps import ReadServices
 from write_api.app import write_router
 from write_api.deps import WriteServices
+from write_api.idempotency import finish_in_flight
 
 if TYPE_CHECKING:  # kafka-python is imported only by processes that use Kafka
     from infra.kafka_consumer import KafkaProjector
@@ -274,6 +275,9 @@ def build_http_app(
             if system.wakeup is not None:
                 system.wakeup.start()
         yield
+        # Requests cancelled by the server's shutdown may still be recording an idempotent
+        # outcome: let them end before the clients they need are closed.
+        await finish_in_flight(timeout=10)
         if system.async_redis is not None:
             await system.async_redis.aclose()
         if run_projector:

@@ -40,8 +40,8 @@ class AsyncRedis:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            for gone in [other for other in self._clients if other.is_closed()]:
-                del self._clients[gone]
+            for gone in [other for other in list(self._clients) if other.is_closed()]:
+                self._clients.pop(gone, None)
                 self._batches.pop(gone, None)
             client = self._clients[loop] = redis.asyncio.Redis.from_url(self.url, **CLIENT_OPTIONS)
         return client
@@ -85,6 +85,9 @@ class AsyncRedis:
                     future.set_exception(reply)
                 else:
                     future.set_result(reply)
+        for _, future in batch[len(replies):]:  # never expected: still, no caller waits forever
+            if not future.done():
+                future.set_exception(redis.ResponseError("no reply to this command in its pipeline"))
 
     async def run_script(self, source: str, keys: list[str], args: list[Any]) -> Any:
         """Run a Lua script by EVALSHA (loading it first if the server does not have it)."""

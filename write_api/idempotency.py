@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,6 +19,10 @@ from domain.identity import Principal
 
 KEY_TTL_SECONDS = 24 * 3600
 MAX_KEY_LENGTH = 255
+log = logging.getLogger("taskflow.idempotency")
+# Requests still claiming, running or recording (each a task of its event loop), so that the
+# API's shutdown can let them finish.
+_in_flight: set[asyncio.Task[Response]] = set()
 
 
 @dataclass(frozen=True)
@@ -61,29 +66,57 @@ async def run_idempotently(
         raise InvalidInput.on("Idempotency-Key", f"must be 1-{MAX_KEY_LENGTH} characters")
     # Anonymous requests (registration) are scoped by the key alone.
     scope = str(principal.user_id) if principal else "anonymous"
-    fingerprint = _fingerprint(request, payload)
+    task = asyncio.ensure_future(_claim_run_record(store, scope, key, _fingerprint(request, payload), produce))
+    _in_flight.add(task)
+    task.add_done_callback(_in_flight.discard)
+    # Shielded: from the claim on, the command runs and its outcome is recorded even if this
+    # request is cancelled (a client gone, a server shutting down), so a retry replays it instead
+    # of finding the key held "in progress" until it expires, or running the command twice.
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_log_unseen_failure)  # nobody else will see how it ended
+        raise
+
+
+async def _claim_run_record(store: IdempotencyStore, scope: str, key: str, fingerprint: str,
+                            produce: Callable[[], Awaitable[Response]]) -> Response:
     # The store is synchronous (Redis or SQLite): its calls run in the threadpool, off the loop.
     stored = await run_in_threadpool(store.claim, scope, key, fingerprint, KEY_TTL_SECONDS)
     if stored is not None:
         replay = Response(content=stored.body, status_code=stored.status, headers=stored.headers)
         replay.headers["Idempotent-Replayed"] = "true"
         return replay
+    try:
+        response = await produce()
+    except Exception:
+        await run_in_threadpool(store.release, scope, key)
+        raise
+    except BaseException:
+        # Cancelled itself: the event loop is being torn down before finish_in_flight let it
+        # end. Whether the command ran is unknown here, so the key stays held (a release could
+        # let a retry run it twice) until it expires.
+        log.error("idempotent request stopped before its outcome was recorded; its key stays held until it expires",
+                  extra={"idempotencyScope": scope, "idempotencyKey": key})
+        raise
+    if response.status_code >= 500:
+        await run_in_threadpool(store.release, scope, key)
+    else:
+        headers = {k: v for k, v in response.headers.items() if k.lower() in ("etag", "location", "content-type")}
+        await run_in_threadpool(store.complete, scope, key,
+                                StoredResponse(response.status_code, bytes(response.body), headers))
+    return response
 
-    async def produce_and_record() -> Response:
-        try:
-            response = await produce()
-        except Exception:
-            await run_in_threadpool(store.release, scope, key)
-            raise
-        if response.status_code >= 500:
-            await run_in_threadpool(store.release, scope, key)
-        else:
-            headers = {k: v for k, v in response.headers.items() if k.lower() in ("etag", "location", "content-type")}
-            await run_in_threadpool(store.complete, scope, key,
-                                    StoredResponse(response.status_code, bytes(response.body), headers))
-        return response
 
-    # Shielded: once the key is claimed, the command's outcome is recorded even if this request
-    # is cancelled (the server shutting down), so a retry replays it instead of finding the key
-    # held "in progress" until it expires, or running the command twice.
-    return await asyncio.shield(produce_and_record())
+def _log_unseen_failure(task: asyncio.Task[Response]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("idempotent request failed after its client went away", exc_info=task.exception())
+
+
+async def finish_in_flight(timeout: float) -> None:
+    """Wait, at most ``timeout`` seconds, for this loop's idempotent requests to record their
+    outcome: the API's shutdown calls this before it closes the clients they need."""
+    loop = asyncio.get_running_loop()
+    mine = [task for task in _in_flight if task.get_loop() is loop]
+    if mine:
+        await asyncio.wait(mine, timeout=timeout)

@@ -379,6 +379,21 @@ def test_adding_an_unknown_user_is_not_found(client):
     assert_error(response, 404, "NOT_FOUND")
 
 
+def test_the_project_is_authorised_before_the_user_to_add_is_looked_up(client):
+    # Someone who may not manage the members learns nothing about which users exist, and a stale
+    # If-Match is refused whoever the user is.
+    ada = signed_in(client)
+    bob = signed_in(client)
+    outsider = signed_in(client)
+    project = create_project(ada)["data"]
+    add_member(ada, project["id"], bob, "member")
+    members = f"/api/v1/projects/{project['id']}/members"
+    assert_error(bob.post(members, json={"userId": MISSING}), 403, "FORBIDDEN")
+    assert assert_error(outsider.post(members, json={"userId": MISSING}), 404, "NOT_FOUND")["message"] == "project not found"
+    stale = ada.post(members, json={"userId": MISSING}, headers={"If-Match": '"1"'})
+    assert_error(stale, 412, "PRECONDITION_FAILED")
+
+
 def test_adding_a_member_with_an_unknown_role_is_a_validation_error(client):
     ada = signed_in(client)
     bob = signed_in(client)

@@ -4,10 +4,13 @@ before the outage is lost."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 
 from infra.composition import build_http_app, build_system
+from infra.http import BREAKER_OPEN_SECONDS
 from tests.conftest import embedded_settings
 from tests.e2e.helpers import assert_error, create_project, signed_in
 from tests.services import PrivatePostgres
@@ -36,11 +39,17 @@ def test_the_apis_answer_503_while_postgres_is_down_and_recover_when_it_returns(
         assert ready.status_code == 503
         assert {d["field"] for d in ready.json()["error"]["details"]} >= {"eventStore", "readModels"}
         assert client.get("/health").status_code == 200
+        # A refresh needs the user from the event store: 503 too, and the session is not lost.
+        assert_error(client.post("/api/v1/auth/refresh", json={"refreshToken": ada.tokens["refreshToken"]}), 503,
+                     "NOT_READY")
 
         postgres.start()
+        time.sleep(BREAKER_OPEN_SECONDS)  # after a 503 the API refuses at once for a moment
         created = ada.post(f"/api/v1/projects/{project['id']}/tasks", json={"title": "after"})
         assert created.status_code == 201, created.text
         listed = ada.read(f"/api/v1/projects/{project['id']}/tasks", created.json()["meta"]["position"])
         assert [t["title"] for t in listed.json()["data"]] == ["after"]
         assert client.get("/ready").status_code == 200
+        refreshed = client.post("/api/v1/auth/refresh", json={"refreshToken": ada.tokens["refreshToken"]})
+        assert refreshed.status_code == 200, refreshed.text
     system.close()

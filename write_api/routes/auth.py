@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.errors import Unauthenticated
+from domain.errors import NotFound, Unauthenticated
 from write_api.deps import CurrentUser, Services, UserClaims
 from write_api.schemas import user_out
 
@@ -43,8 +43,9 @@ def refresh(body: Refresh, services: Services) -> dict[str, Any]:
     def find_user(user_id: UUID) -> UserClaims | None:
         try:
             return _claims(services.app.get_user(user_id))
-        except Exception:  # an unknown user simply gets no tokens
+        except NotFound:  # an unknown user simply gets no tokens
             return None
+        # Anything else (the event store unreachable) propagates: a 503, and the session is kept.
 
     return {"data": services.tokens.refresh(body.refreshToken, find_user)}
 
