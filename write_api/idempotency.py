@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from fastapi import Request, Response
-from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from domain.errors import InvalidInput
 from domain.identity import Principal
