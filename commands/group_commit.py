@@ -154,11 +154,18 @@ class GroupCommitter:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
+            job = self._queue.get()
+            if job is None:
                 return
-            jobs = [first] if first.future.set_running_or_notify_cancel() else []
-            while len(jobs) < self.max_batch:
+            jobs: list[Job] = []
+            while True:
+                # A job whose caller gave up before the batch began (its awaiting task was
+                # cancelled) is not run; one taken can no longer be cancelled, so its outcome is
+                # always delivered.
+                if job.future.set_running_or_notify_cancel():
+                    jobs.append(job)
+                if len(jobs) >= self.max_batch:
+                    break
                 try:
                     job = self._queue.get_nowait()
                 except queue.Empty:
@@ -166,11 +173,6 @@ class GroupCommitter:
                 if job is None:
                     self._queue.put(None)
                     break
-                # A job whose caller gave up before the batch began (its awaiting task was
-                # cancelled) is not run; one taken can no longer be cancelled, so its outcome is
-                # always delivered.
-                if job.future.set_running_or_notify_cancel():
-                    jobs.append(job)
             if not jobs:
                 continue
             try:
